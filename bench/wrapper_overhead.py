@@ -1,0 +1,313 @@
+"""What the gRPC wrapper adds to a model call, against the transport's own floor.
+
+For each scenario (a plugin and a model) and batch size, measured side by side in
+one run, in interleaved rounds so that machine noise hits every column alike:
+
+- ``in-process``: ``ketch_batch_predict`` called directly through the plugin manager;
+- ``wrapper``: the same rows as one ModelInfer call to a ``ketch serve`` process, sent as
+  pre-encoded request bytes (the client does no protobuf or numpy work);
+- ``echo``: a bare gRPC server in its own process that receives the same request bytes
+  and answers with as many bytes as the wrapper's response, doing nothing else: the
+  transport's floor;
+- ``replay``: a ``ketch serve`` process whose plugin answers from outputs computed at
+  load time: the wrapper runtime's own work (decode, validate, pluggy, encode) without
+  the framework's. ``replay - echo`` is what Ketch's code costs inside a call, and
+  ``wrapper - replay`` what the framework costs inside the server process;
+- ``client``: the same call through ``ketch.WrapperClient`` (numpy in, numpy out), for
+  reference.
+
+The wrapper's added cost is ``wrapper - in-process``; the targets are
+``added <= 1.25 x echo`` at every batch size and ``added <= 0.5 ms`` at batch 1.
+
+    python bench/wrapper_overhead.py                  # all scenarios
+    python bench/wrapper_overhead.py --rounds 5 --calls 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+
+from ketch import ModelSpec, Signature, WrapperClient, hookimpl, select_framework, start_wrapper
+from ketch.wire import infer_request
+
+MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
+BATCH_SIZES = (1, 8, 64, 512)
+RESULTS = Path(__file__).parent / "results"
+ADDED_OVER_ECHO_TARGET = 1.25
+ADDED_AT_BATCH_1_TARGET_MS = 0.5
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A plugin, a model file and rows to send."""
+
+    name: str
+    plugin: str
+    model_path: Path
+    rows: Mapping[str, np.ndarray]
+    options: Mapping[str, str]
+
+
+def sklearn_logistic_regression(folder: Path) -> Scenario:
+    """LogisticRegression on digits, saved with skops, served by the sklearn plugin."""
+    import skops.io
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    rows, labels = load_digits(return_X_y=True)
+    rows = rows / 16.0
+    model = LogisticRegression(max_iter=2000).fit(rows, labels)
+    path = folder / "digits.skops"
+    skops.io.dump(model, path)
+    repeated = np.concatenate([rows] * (max(BATCH_SIZES) // len(rows) + 1))
+    return Scenario("sklearn LogisticRegression", "sklearn", path, {"input": repeated}, {})
+
+
+SCENARIOS: dict[str, Callable[[Path], Scenario]] = {"sklearn": sklearn_logistic_regression}
+
+
+@dataclass(frozen=True)
+class Replay:
+    """Outputs computed once by the real plugin, sliced to each batch's row count."""
+
+    signature: Signature
+    outputs: Mapping[str, np.ndarray]
+
+
+class ReplayPlugin:
+    """A framework plugin that answers from precomputed outputs (options ``plugin``, ``rows``)."""
+
+    @hookimpl
+    def ketch_load(self, spec: ModelSpec) -> Replay:
+        """Load the model with the real plugin and predict the saved rows once."""
+        real = select_framework(spec.options["plugin"], autoload=False)
+        options = {k: v for k, v in spec.options.items() if k not in ("plugin", "rows")}
+        model = real.place(real.load(ModelSpec(spec.path, spec.name, options=options)), "cpu")
+        with np.load(spec.options["rows"]) as saved:
+            rows = {name: saved[name] for name in saved.files}
+        return Replay(real.signature(model), dict(real.batch_predict(model, rows)))
+
+    @hookimpl
+    def ketch_place(self, model: Replay, device: str) -> Replay:
+        """Nothing to move."""
+        return model
+
+    @hookimpl
+    def ketch_signature(self, model: Replay) -> Signature:
+        """The real model's signature."""
+        return model.signature
+
+    @hookimpl
+    def ketch_batch_predict(
+        self, model: Replay, inputs: Mapping[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """The first N precomputed rows for a batch of N."""
+        rows = len(next(iter(inputs.values())))
+        return {name: array[:rows] for name, array in model.outputs.items()}
+
+
+replay = ReplayPlugin()
+
+
+def serve_echo(response_size: int) -> None:
+    """Run the echo server: answer every ModelInfer with ``response_size`` bytes."""
+    reply = b"\x00" * response_size
+
+    def echo(request: bytes, context: grpc.ServicerContext) -> bytes:
+        return reply
+
+    handler = grpc.method_handlers_generic_handler(
+        "inference.GRPCInferenceService",
+        {"ModelInfer": grpc.unary_unary_rpc_method_handler(echo)},
+    )
+    options = [
+        ("grpc.max_receive_message_length", 256 * 1024 * 1024),
+        ("grpc.max_send_message_length", 256 * 1024 * 1024),
+        ("grpc.so_reuseport", 0),
+    ]
+    server = grpc.server(ThreadPoolExecutor(max_workers=16), handlers=[handler], options=options)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    print(f"127.0.0.1:{port}", flush=True)
+    server.wait_for_termination()
+
+
+@contextmanager
+def echo_server(response_size: int) -> Iterator[str]:
+    """An echo server process answering ``response_size`` bytes; its address."""
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--echo-server", str(response_size)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        yield process.stdout.readline().strip()
+    finally:
+        process.terminate()
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def raw_caller(address: str) -> tuple[grpc.Channel, Callable[[bytes], bytes]]:
+    """A channel and a ModelInfer call that sends and receives bytes as they are."""
+    channel = grpc.insecure_channel(
+        address,
+        options=[
+            ("grpc.max_receive_message_length", 256 * 1024 * 1024),
+            ("grpc.max_send_message_length", 256 * 1024 * 1024),
+        ],
+    )
+    call = channel.unary_unary(MODEL_INFER, request_serializer=None, response_deserializer=None)
+
+    def send(payload: bytes) -> bytes:
+        reply: bytes = call(payload, timeout=60)
+        return reply
+
+    return channel, send
+
+
+def time_calls(function: Callable[[], object], calls: int) -> list[float]:
+    """Seconds per call, one sample per call."""
+    samples = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        function()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def measure(scenario: Scenario, rounds: int, calls: int) -> list[dict[str, float]]:
+    """The median milliseconds per call of each column, per batch size."""
+    framework = select_framework(scenario.plugin)
+    model = framework.load(ModelSpec.from_path(scenario.model_path, options=scenario.options))
+    model = framework.place(model, "cpu")
+    table = []
+    rows_file = scenario.model_path.with_suffix(".rows.npz")
+    saved: dict[str, Any] = {name: rows[: max(BATCH_SIZES)] for name, rows in scenario.rows.items()}
+    np.savez(rows_file, **saved)
+    replay_options = {**scenario.options, "plugin": scenario.plugin, "rows": str(rows_file)}
+    with (
+        start_wrapper(
+            scenario.plugin, scenario.model_path, options=scenario.options, echo_stderr=False
+        ) as wrapper,
+        start_wrapper(
+            "wrapper_overhead:replay",
+            scenario.model_path,
+            options=replay_options,
+            env={"PYTHONPATH": str(Path(__file__).parent)},
+            echo_stderr=False,
+        ) as replay_wrapper,
+    ):
+        wrapper_channel, wrapper_call = raw_caller(wrapper.address)
+        replay_channel, replay_call = raw_caller(replay_wrapper.address)
+        client = WrapperClient(wrapper.address)
+        for batch in BATCH_SIZES:
+            inputs = {name: rows[:batch] for name, rows in scenario.rows.items()}
+            payload = infer_request(inputs, model=wrapper.ready.model).SerializeToString()
+            response_size = len(wrapper_call(payload))
+            with echo_server(response_size) as echo_address:
+                echo_channel, echo_call = raw_caller(echo_address)
+                columns: dict[str, Callable[[], object]] = {
+                    "in-process": partial(framework.batch_predict, model, inputs),
+                    "wrapper": partial(wrapper_call, payload),
+                    "replay": partial(replay_call, payload),
+                    "echo": partial(echo_call, payload),
+                    "client": partial(client.infer, inputs),
+                }
+                samples: dict[str, list[float]] = {name: [] for name in columns}
+                for function in columns.values():
+                    time_calls(function, max(calls // 5, 5))
+                for _ in range(rounds):
+                    for name, function in columns.items():
+                        samples[name] += time_calls(function, calls)
+                echo_channel.close()
+            row = {name: statistics.median(values) * 1000 for name, values in samples.items()}
+            row["batch"] = batch
+            row["request_bytes"] = len(payload)
+            row["response_bytes"] = response_size
+            table.append(row)
+        client.close()
+        wrapper_channel.close()
+        replay_channel.close()
+    return table
+
+
+def report(scenario: Scenario, table: list[dict[str, float]]) -> bool:
+    """Print the table and the ratios; whether every target is met."""
+    print(f"\n{scenario.name} (median ms per call)")
+    header = (
+        f"{'batch':>5} {'in-process':>10} {'wrapper':>8} {'added':>7} {'echo':>7} "
+        f"{'added/echo':>10} {'replay':>7} {'ketch':>6} {'server fw':>9} {'client':>7} "
+        f"{'req KiB':>8}"
+    )
+    print(header)
+    met = True
+    for row in table:
+        added = row["wrapper"] - row["in-process"]
+        ratio = added / row["echo"]
+        met &= ratio <= ADDED_OVER_ECHO_TARGET
+        if row["batch"] == 1:
+            met &= added <= ADDED_AT_BATCH_1_TARGET_MS
+        print(
+            f"{row['batch']:>5.0f} {row['in-process']:>10.3f} {row['wrapper']:>8.3f} "
+            f"{added:>7.3f} {row['echo']:>7.3f} {ratio:>10.2f} {row['replay']:>7.3f} "
+            f"{row['replay'] - row['echo']:>6.3f} {row['wrapper'] - row['replay']:>9.3f} "
+            f"{row['client']:>7.3f} {row['request_bytes'] / 1024:>8.1f}"
+        )
+    print(
+        "added = wrapper - in-process; ketch = replay - echo (Ketch's runtime inside a call); "
+        "server fw = wrapper - replay (the framework inside the server)"
+    )
+    print(
+        f"targets: added/echo <= {ADDED_OVER_ECHO_TARGET} at every batch size, added <= "
+        f"{ADDED_AT_BATCH_1_TARGET_MS} ms at batch 1: {'met' if met else 'MISSED'}"
+    )
+    return met
+
+
+def main() -> int:
+    """Run the benchmark; exit 0 whatever the numbers (they are reported, not asserted)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS), action="append")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    parser.add_argument("--calls", type=int, default=200, help="calls per column per round")
+    parser.add_argument("--echo-server", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.echo_server is not None:
+        serve_echo(args.echo_server)
+        return 0
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="ketch-bench-") as folder:
+        for key in args.scenario or sorted(SCENARIOS):
+            scenario = SCENARIOS[key](Path(folder))
+            table = measure(scenario, args.rounds, args.calls)
+            results[key] = {
+                "scenario": scenario.name,
+                "met": report(scenario, table),
+                "rows": table,
+            }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "wrapper_overhead.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""The options the scikit-learn plugin understands, checked once at load time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from ketch import ModelLoadError, ModelSpec
+
+__all__ = ["INPUT_KINDS", "KNOWN_OPTIONS", "METHODS", "SklearnOptions"]
+
+METHODS: Final = ("predict", "predict_proba", "predict_log_proba", "decision_function")
+INPUT_KINDS: Final = ("auto", "numeric", "text")
+NUMERIC_DATATYPES: Final = (
+    "FP16",
+    "FP32",
+    "FP64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+)
+FORMATS: Final = ("auto", "skops", "joblib", "pickle")
+
+KNOWN_OPTIONS: Final[dict[str, str]] = {
+    "method": f"comma-separated outputs to compute, from {', '.join(METHODS)} (default predict)",
+    "input": "auto (default), numeric or text: what a row is",
+    "input_name": "the input tensor's name (default input)",
+    "input_datatype": "the numeric input's datatype (default FP64)",
+    "n_features": "features per row, when the estimator does not record n_features_in_",
+    "format": "auto (default, from the file's suffix), skops, joblib or pickle",
+    "trust_pickle": "true to allow pickle and joblib files, which run code when loaded",
+    "trusted_types": "comma-separated extra types to trust in a skops file",
+}
+
+
+def _choice(spec: ModelSpec, key: str, choices: tuple[str, ...], default: str) -> str:
+    value = (spec.option(key) or default).strip()
+    if value not in choices:
+        raise ModelLoadError(f"option {key}={value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class SklearnOptions:
+    """The plugin's options with their defaults applied."""
+
+    methods: tuple[str, ...]
+    input_kind: str
+    input_name: str
+    input_datatype: str
+    n_features: int | None
+    file_format: str
+    trust_pickle: bool
+    trusted_types: tuple[str, ...]
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> SklearnOptions:
+        """The options in ``spec``; ModelLoadError names an unknown or malformed one."""
+        unknown = sorted(set(spec.options) - set(KNOWN_OPTIONS))
+        if unknown:
+            known = "; ".join(f"{key}: {meaning}" for key, meaning in KNOWN_OPTIONS.items())
+            raise ModelLoadError(
+                f"unknown option(s) {', '.join(unknown)} for the sklearn plugin; known: {known}"
+            )
+        methods = _split(spec.option("method")) or ("predict",)
+        bad = [method for method in methods if method not in METHODS]
+        if bad:
+            raise ModelLoadError(
+                f"option method: {', '.join(bad)} is not one of {', '.join(METHODS)}"
+            )
+        if len(set(methods)) != len(methods):
+            raise ModelLoadError(f"option method names a method twice: {','.join(methods)}")
+        n_features_text = spec.option("n_features")
+        n_features: int | None = None
+        if n_features_text is not None:
+            try:
+                n_features = int(n_features_text)
+            except ValueError:
+                raise ModelLoadError(
+                    f"option n_features={n_features_text!r} is not a whole number"
+                ) from None
+            if n_features < 1:
+                raise ModelLoadError(f"option n_features={n_features} must be at least 1")
+        return cls(
+            methods=methods,
+            input_kind=_choice(spec, "input", INPUT_KINDS, "auto"),
+            input_name=(spec.option("input_name") or "input").strip(),
+            input_datatype=_choice(spec, "input_datatype", NUMERIC_DATATYPES, "FP64"),
+            n_features=n_features,
+            file_format=_choice(spec, "format", FORMATS, "auto"),
+            trust_pickle=spec.flag("trust_pickle"),
+            trusted_types=_split(spec.option("trusted_types")),
+        )

@@ -1,0 +1,7 @@
+"""``python -m ketch``: the ``ketch`` command."""
+
+import sys
+
+from ketch.cli import main
+
+sys.exit(main())

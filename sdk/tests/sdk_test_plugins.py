@@ -1,0 +1,94 @@
+"""Plugins for the SDK's own tests, importable by ``ketch serve`` through PYTHONPATH.
+
+They build on the reference softmax plugin and add what a test needs to watch
+the runtime: a slow load, slow predictions, and a marker file that says a call
+has started.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from ketch import ModelSpec, hookimpl
+from ketch_conformance.reference import SoftmaxModel, SoftmaxRegressionPlugin
+
+REFERENCE_PLUGIN = "ketch_conformance.reference:plugin"
+SLOW_PLUGIN = "sdk_test_plugins:slow"
+
+
+class SlowSoftmaxModel(SoftmaxModel):
+    """A softmax model that sleeps before answering and leaves a marker when called."""
+
+    def __init__(self, inner: SoftmaxModel, predict_delay: float, marker: str | None) -> None:
+        weights, bias = inner.parameters
+        super().__init__(weights, bias, inner.learning_rate)
+        self.predict_delay = predict_delay
+        self.marker = marker
+
+
+class SlowSoftmaxPlugin(SoftmaxRegressionPlugin):
+    """Options: ``load_delay`` and ``predict_delay`` (seconds), ``marker`` (a file to touch)."""
+
+    @hookimpl
+    def ketch_load(self, spec: ModelSpec) -> SoftmaxModel | None:
+        model = super().ketch_load(spec)
+        if model is None:
+            return None
+        time.sleep(float(spec.option("load_delay", "0") or 0))
+        return SlowSoftmaxModel(
+            model, float(spec.option("predict_delay", "0") or 0), spec.option("marker")
+        )
+
+    @hookimpl
+    def ketch_batch_predict(
+        self, model: object, inputs: Mapping[str, np.ndarray]
+    ) -> dict[str, np.ndarray] | None:
+        if isinstance(model, SlowSoftmaxModel):
+            if model.marker:
+                Path(model.marker).touch()
+            time.sleep(model.predict_delay)
+        return super().ketch_batch_predict(model, inputs)
+
+
+slow = SlowSoftmaxPlugin()
+
+
+class CountingWrapper:
+    """A cross-cutting plugin: counts batch_predict calls and the rows they carry."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.rows = 0
+
+    @hookimpl(wrapper=True)
+    def ketch_batch_predict(self, model: object, inputs: Mapping[str, np.ndarray]) -> object:
+        self.calls += 1
+        self.rows += len(next(iter(inputs.values())))
+        return (yield)
+
+
+class MisspeltHook(SoftmaxRegressionPlugin):
+    """A framework plugin with a typo in one hook name."""
+
+    def ketch_bach_predict(self, model: object, inputs: Mapping[str, np.ndarray]) -> None:
+        return None
+
+
+class NoPredict:
+    """A framework plugin that forgot ketch_batch_predict."""
+
+    @hookimpl
+    def ketch_load(self, spec: ModelSpec) -> object:
+        return object()
+
+    @hookimpl
+    def ketch_place(self, model: object, device: str) -> object:
+        return model
+
+    @hookimpl
+    def ketch_signature(self, model: object) -> None:
+        return None
