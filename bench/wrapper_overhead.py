@@ -16,16 +16,22 @@ one run, in interleaved rounds so that machine noise hits every column alike:
 - ``client``: the same call through ``ketch.WrapperClient`` (numpy in, numpy out), for
   reference.
 
+Scenarios (a plugin, a model, rows) live in ``overhead_scenarios_<plugin>.py`` beside
+this file; each defines ``SCENARIOS``, a mapping from a name to a function that builds
+the scenario's model in a temporary folder.
+
 The wrapper's added cost is ``wrapper - in-process``; the targets are
 ``added <= 1.25 x echo`` at every batch size and ``added <= 0.5 ms`` at batch 1.
 
     python bench/wrapper_overhead.py                  # all scenarios
+    python bench/wrapper_overhead.py --scenario sklearn-logreg
     python bench/wrapper_overhead.py --rounds 5 --calls 100
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import statistics
 import subprocess
@@ -46,40 +52,21 @@ import numpy as np
 from ketch import ModelSpec, Signature, WrapperClient, hookimpl, select_framework, start_wrapper
 from ketch.wire import infer_request
 
+from bench_common import BATCH_SIZES, Scenario
+
 MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
-BATCH_SIZES = (1, 8, 64, 512)
 RESULTS = Path(__file__).parent / "results"
 ADDED_OVER_ECHO_TARGET = 1.25
 ADDED_AT_BATCH_1_TARGET_MS = 0.5
 
 
-@dataclass(frozen=True)
-class Scenario:
-    """A plugin, a model file and rows to send."""
-
-    name: str
-    plugin: str
-    model_path: Path
-    rows: Mapping[str, np.ndarray]
-    options: Mapping[str, str]
-
-
-def sklearn_logistic_regression(folder: Path) -> Scenario:
-    """LogisticRegression on digits, saved with skops, served by the sklearn plugin."""
-    import skops.io
-    from sklearn.datasets import load_digits
-    from sklearn.linear_model import LogisticRegression
-
-    rows, labels = load_digits(return_X_y=True)
-    rows = rows / 16.0
-    model = LogisticRegression(max_iter=2000).fit(rows, labels)
-    path = folder / "digits.skops"
-    skops.io.dump(model, path)
-    repeated = np.concatenate([rows] * (max(BATCH_SIZES) // len(rows) + 1))
-    return Scenario("sklearn LogisticRegression", "sklearn", path, {"input": repeated}, {})
-
-
-SCENARIOS: dict[str, Callable[[Path], Scenario]] = {"sklearn": sklearn_logistic_regression}
+def load_scenarios() -> dict[str, Callable[[Path], Scenario]]:
+    """Every scenario that the ``overhead_scenarios_*.py`` modules beside this file define."""
+    found: dict[str, Callable[[Path], Scenario]] = {}
+    for module_path in sorted(Path(__file__).parent.glob("overhead_scenarios_*.py")):
+        module = importlib.import_module(module_path.stem)
+        found.update(module.SCENARIOS)
+    return found
 
 
 @dataclass(frozen=True)
@@ -286,7 +273,8 @@ def report(scenario: Scenario, table: list[dict[str, float]]) -> bool:
 def main() -> int:
     """Run the benchmark; exit 0 whatever the numbers (they are reported, not asserted)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", choices=sorted(SCENARIOS), action="append")
+    scenarios = load_scenarios()
+    parser.add_argument("--scenario", choices=sorted(scenarios), action="append")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--calls", type=int, default=200, help="calls per column per round")
     parser.add_argument("--echo-server", type=int, help=argparse.SUPPRESS)
@@ -296,8 +284,8 @@ def main() -> int:
         return 0
     results = {}
     with tempfile.TemporaryDirectory(prefix="ketch-bench-") as folder:
-        for key in args.scenario or sorted(SCENARIOS):
-            scenario = SCENARIOS[key](Path(folder))
+        for key in args.scenario or sorted(scenarios):
+            scenario = scenarios[key](Path(folder))
             table = measure(scenario, args.rounds, args.calls)
             results[key] = {
                 "scenario": scenario.name,
