@@ -23,15 +23,19 @@ SLOW_PLUGIN = "sdk_test_plugins:slow"
 class SlowSoftmaxModel(SoftmaxModel):
     """A softmax model that sleeps before answering and leaves a marker when called."""
 
-    def __init__(self, inner: SoftmaxModel, predict_delay: float, marker: str | None) -> None:
+    def __init__(
+        self, inner: SoftmaxModel, predict_delay: float, marker: str | None, unloaded: str | None
+    ) -> None:
         weights, bias = inner.parameters
         super().__init__(weights, bias, inner.learning_rate)
         self.predict_delay = predict_delay
         self.marker = marker
+        self.unloaded = unloaded
 
 
 class SlowSoftmaxPlugin(SoftmaxRegressionPlugin):
-    """Options: ``load_delay`` and ``predict_delay`` (seconds), ``marker`` (a file to touch)."""
+    """Options: ``load_delay`` and ``predict_delay`` (seconds), ``marker`` (a file to touch
+    when a prediction starts), ``unloaded`` (a file to write when the model is unloaded)."""
 
     @hookimpl
     def ketch_load(self, spec: ModelSpec) -> SoftmaxModel | None:
@@ -40,7 +44,10 @@ class SlowSoftmaxPlugin(SoftmaxRegressionPlugin):
             return None
         time.sleep(float(spec.option("load_delay", "0") or 0))
         return SlowSoftmaxModel(
-            model, float(spec.option("predict_delay", "0") or 0), spec.option("marker")
+            model,
+            float(spec.option("predict_delay", "0") or 0),
+            spec.option("marker"),
+            spec.option("unloaded"),
         )
 
     @hookimpl
@@ -52,6 +59,11 @@ class SlowSoftmaxPlugin(SoftmaxRegressionPlugin):
                 Path(model.marker).touch()
             time.sleep(model.predict_delay)
         return super().ketch_batch_predict(model, inputs)
+
+    @hookimpl
+    def ketch_unload(self, model: object) -> None:
+        if isinstance(model, SlowSoftmaxModel) and model.unloaded:
+            Path(model.unloaded).write_text("unloaded after the calls in flight\n")
 
 
 slow = SlowSoftmaxPlugin()

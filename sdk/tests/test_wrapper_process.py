@@ -233,10 +233,11 @@ def test_sigterm_finishes_calls_in_flight_and_exits_zero(
     softmax_path: Path, test_plugins_env: dict[str, str], tmp_path: Path
 ) -> None:
     marker = tmp_path / "called"
+    unloaded = tmp_path / "unloaded"
     process = start_wrapper(
         SLOW_PLUGIN,
         softmax_path,
-        options={"predict_delay": "1.5", "marker": str(marker)},
+        options={"predict_delay": "1.5", "marker": str(marker), "unloaded": str(unloaded)},
         env=test_plugins_env,
     )
     result: dict[str, object] = {}
@@ -262,8 +263,10 @@ def test_sigterm_finishes_calls_in_flight_and_exits_zero(
     ):
         late.infer({"input": np.zeros((1, 64), np.float32)})
     assert refused.value.code in {"UNAVAILABLE", "CANCELLED"}
+    assert not unloaded.exists(), "the model was unloaded while a call was in flight"
     caller.join(timeout=30)
     assert process.stop(timeout=30) == 0
+    assert unloaded.exists(), "ketch_unload was not called on SIGTERM"
     assert "error" not in result, result.get("error")
     outputs = result["outputs"]
     assert isinstance(outputs, dict)

@@ -15,7 +15,7 @@ from ketch.signature import Signature
 __all__ = ["REQUIRED_HOOKS", "Framework"]
 
 REQUIRED_HOOKS = ("ketch_load", "ketch_place", "ketch_signature", "ketch_batch_predict")
-"""The hooks a framework plugin must implement; ``ketch_observe`` is optional."""
+"""The hooks a framework plugin must implement (``ketch_observe``, ``ketch_unload``: optional)."""
 
 
 def _is_local_path(path: str) -> bool:
@@ -94,3 +94,7 @@ class Framework:
         if changed is None:
             raise ContractViolation(f"plugin {self.name!r} returned None from ketch_observe")
         return bool(changed)
+
+    def unload(self, model: object) -> None:
+        """Let every plugin release the model (save its state, free its memory)."""
+        self.manager.hook.ketch_unload(model=model)

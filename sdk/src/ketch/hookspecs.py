@@ -10,14 +10,15 @@ tracing.
 The runtime calls :func:`ketch_load`, then :func:`ketch_place` with the spec's
 device, then :func:`ketch_signature`, once at start-up; then
 :func:`ketch_batch_predict` for every request, and :func:`ketch_observe` for
-every batch of feedback when the model learns online.
+every batch of feedback when the model learns online; and :func:`ketch_unload`
+once when the wrapper stops.
 
 Rules every hook follows:
 
 - Hooks are called with keyword arguments; an implementation may accept fewer
   parameters than the spec lists, never others.
-- Every hook is ``firstresult``: the call stops at the first implementation that
-  returns something other than None.
+- Every hook but ``ketch_unload`` is ``firstresult``: the call stops at the first
+  implementation that returns something other than None.
 - Bad input raises :class:`ketch.InvalidInputError` with a message that says what
   was expected and what came; the wrapper answers INVALID_ARGUMENT and keeps serving.
 - A plugin module imports its framework lazily (inside the hooks), because
@@ -134,4 +135,20 @@ def ketch_observe(
 
     Predictions after an update reflect it. May be called from several threads at
     once, alongside ``ketch_batch_predict``. Stops at the first non-None result.
+    """
+
+
+@hookspec
+def ketch_unload(model: object) -> None:
+    """Release the model when the wrapper stops (optional).
+
+    :param model: a handle that ``ketch_place`` returned.
+
+    Called once, after the server has stopped accepting calls and the calls in
+    flight have finished (on SIGTERM, say), and before the process exits. Save
+    state that must survive a restart (an online-learning model's weights) and
+    free what the process will not free by exiting. Exceptions are logged; the
+    process still exits.
+
+    Every implementation is called (not ``firstresult``).
     """

@@ -16,7 +16,14 @@ HOOK_PREFIX = "ketch_"
 
 def hook_names() -> tuple[str, ...]:
     """Every hook the spec defines, in the order the runtime calls them."""
-    return ("ketch_load", "ketch_place", "ketch_signature", "ketch_batch_predict", "ketch_observe")
+    return (
+        "ketch_load",
+        "ketch_place",
+        "ketch_signature",
+        "ketch_batch_predict",
+        "ketch_observe",
+        "ketch_unload",
+    )
 
 
 class KetchPluginManager(pluggy.PluginManager):

@@ -96,6 +96,10 @@ class ModelRuntime:
             return {name: checked[name] for name in outputs}
         return checked
 
+    def unload(self) -> None:
+        """Release the model through the plugins' ``ketch_unload`` hooks."""
+        self.framework.unload(self.model)
+
     def observe(self, inputs: Mapping[str, np.ndarray], labels: np.ndarray) -> bool:
         """Learn from labelled rows; whether the model changed."""
         if not self.observes:

@@ -283,10 +283,16 @@ class WrapperServer:
         return runtime
 
     def stop(self, grace: float | None = 30.0) -> None:
-        """Refuse new calls, let the calls in flight finish (up to ``grace`` seconds), stop."""
+        """Refuse new calls, finish the calls in flight (up to ``grace`` s), unload the model."""
         self._state.stopping = True
         self._health.enter_graceful_shutdown()
         self._server.stop(grace).wait()
+        runtime = self._state.runtime
+        if runtime is not None:
+            try:
+                runtime.unload()
+            except Exception:
+                _log.exception("ketch_unload failed for model %r", runtime.name)
         self._stopped.set()
 
     def wait(self, timeout: float | None = None) -> bool:
