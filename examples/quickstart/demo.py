@@ -1,21 +1,26 @@
-"""Ketch's quick start: train, serve, query over gRPC, stop.
+"""Ketch's quick start: train a model, serve it through the gateway, query it, stop.
 
-Trains a logistic regression on scikit-learn's bundled digits, saves it with
-skops (the safe format), starts ``ketch serve sklearn`` as a separate process,
-sends the held-out digits over the Open Inference Protocol, prints the accuracy
-and a few predictions, and stops the server with SIGTERM.
+Trains a logistic regression on scikit-learn's bundled digits and saves it with
+skops next to ``ketch.toml``; starts ``ketch gateway --config ketch.toml``, which
+launches and supervises the scikit-learn wrapper; sends the held-out digits
+through the Apps API (``/apps/digits/predict``) and through the Open Inference
+Protocol (``/v2/models/digits/infer``); prints the accuracy and the latency
+percentiles it saw; and stops the gateway, which stops its wrapper.
 
-Run it with ``scripts/demo`` (which installs Ketch first), or with
-``python examples/quickstart/demo.py`` inside the development environment.
+Run it with ``scripts/demo`` (which installs Ketch first).
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
 
 import numpy as np
 import skops.io
@@ -23,69 +28,109 @@ from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
-from ketch import WrapperClient, start_wrapper
+from ketch_gateway import start_gateway
+
+HERE = Path(__file__).resolve().parent
 
 
-def train(folder: Path) -> tuple[Path, np.ndarray, np.ndarray]:
-    """Fit the classifier, save it as ``digits.skops``, return the path and the test split."""
+def train() -> tuple[np.ndarray, np.ndarray]:
+    """Fit the classifier, save it as ``digits.skops`` beside ketch.toml; the test split."""
     rows, labels = load_digits(return_X_y=True)
     train_rows, test_rows, train_labels, test_labels = train_test_split(
         rows / 16.0, labels, test_size=0.3, random_state=0
     )
     model = LogisticRegression(max_iter=2000).fit(train_rows, train_labels)
-    path = folder / "digits.skops"
-    skops.io.dump(model, path)
-    print(f"trained LogisticRegression on {len(train_rows)} digits, saved {path.name}")
-    return path, test_rows, test_labels
+    skops.io.dump(model, HERE / "digits.skops")
+    print(f"trained LogisticRegression on {len(train_rows)} digits, saved digits.skops")
+    return test_rows, test_labels
+
+
+class Http:
+    """One keep-alive connection to the gateway."""
+
+    def __init__(self, url: str) -> None:
+        parsed = urlparse(url)
+        self.connection = http.client.HTTPConnection(parsed.hostname or "", parsed.port)
+
+    def post(self, path: str, document: dict[str, Any]) -> tuple[dict[str, Any], float]:
+        """The JSON answer and the milliseconds it took."""
+        started = time.perf_counter()
+        self.connection.request(
+            "POST", path, json.dumps(document), {"Content-Type": "application/json"}
+        )
+        response = self.connection.getresponse()
+        body = json.loads(response.read())
+        elapsed = (time.perf_counter() - started) * 1000
+        if response.status != 200:
+            raise RuntimeError(f"{path} answered {response.status}: {body}")
+        return body, elapsed
+
+
+def percentiles(latencies: list[float]) -> str:
+    """p50, p90 and p99 in milliseconds."""
+    p50, p90, p99 = np.percentile(latencies, [50, 90, 99])
+    return f"p50 {p50:.2f} ms, p90 {p90:.2f} ms, p99 {p99:.2f} ms"
+
+
+def query(url: str, test_rows: np.ndarray, test_labels: np.ndarray) -> bool:
+    """Send every test digit through both surfaces; whether both are accurate."""
+    client = Http(url)
+    answers, latencies = [], []
+    for row in test_rows:
+        body, elapsed = client.post("/apps/digits/predict", {"input": row.tolist()})
+        answers.append(body["output"])
+        latencies.append(elapsed)
+    app_accuracy = float(np.mean(np.array(answers) == test_labels))
+    print(
+        f"/apps/digits/predict, one digit per request: accuracy {app_accuracy:.3f}, "
+        f"{percentiles(latencies)}"
+    )
+    example, _ = client.post("/apps/digits/predict", {"input": test_rows[0].tolist()})
+    print(f"  e.g. {json.dumps(example)}")
+
+    labels, latencies = [], []
+    for start in range(0, len(test_rows), 32):
+        batch = test_rows[start : start + 32]
+        request = {
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": list(batch.shape),
+                    "datatype": "FP64",
+                    "data": batch.ravel().tolist(),
+                }
+            ]
+        }
+        body, elapsed = client.post("/v2/models/digits/infer", request)
+        labels.extend(body["outputs"][0]["data"])
+        latencies.append(elapsed)
+    oip_accuracy = float(np.mean(np.array(labels) == test_labels))
+    print(
+        f"/v2/models/digits/infer, 32 digits per request: accuracy {oip_accuracy:.3f}, "
+        f"{percentiles(latencies)}"
+    )
+    return min(app_accuracy, oip_accuracy) > 0.9
 
 
 def main() -> int:
     """Run the demo; the exit status."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=64, help="rows per gRPC call")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="ketch-demo-") as folder:
-        path, test_rows, test_labels = train(Path(folder))
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+    test_rows, test_labels = train()
+    with tempfile.TemporaryDirectory(prefix="ketch-demo-") as state:
         started = time.perf_counter()
-        wrapper = start_wrapper(
-            "sklearn", path, options={"method": "predict,predict_proba"}, echo_stderr=False
+        gateway = start_gateway(
+            HERE / "ketch.toml",
+            extra_args=["--state", str(Path(state) / "state.sqlite"), "--log-level", "warning"],
+            echo_stderr=False,
         )
-        print(
-            f"ketch serve is ready on {wrapper.address} after {time.perf_counter() - started:.2f} s"
-        )
+        elapsed = time.perf_counter() - started
+        print(f"ketch gateway is ready on {gateway.url} after {elapsed:.2f} s")
         try:
-            with WrapperClient(wrapper.address, model="digits") as client:
-                metadata = client.model_metadata()
-                print(
-                    f"model {metadata.name!r} ({metadata.platform}): "
-                    f"inputs {[(t.name, t.datatype, list(t.shape)) for t in metadata.inputs]}, "
-                    f"outputs {[(t.name, t.datatype, list(t.shape)) for t in metadata.outputs]}"
-                )
-                labels, confidences = [], []
-                started = time.perf_counter()
-                for start in range(0, len(test_rows), args.batch):
-                    answer = client.infer({"input": test_rows[start : start + args.batch]})
-                    labels.append(answer["predict"])
-                    confidences.append(answer["predict_proba"].max(axis=1))
-                elapsed = time.perf_counter() - started
+            accurate = query(gateway.url, test_rows, test_labels)
         finally:
-            status = wrapper.stop()
-    predicted = np.concatenate(labels)
-    confidence = np.concatenate(confidences)
-    accuracy = float((predicted == test_labels).mean())
-    calls = -(-len(test_rows) // args.batch)
-    print(
-        f"sent {len(test_rows)} test digits in {calls} gRPC calls "
-        f"({elapsed * 1000 / calls:.2f} ms per call of up to {args.batch} rows)"
-    )
-    print(f"accuracy: {accuracy:.3f}")
-    for index in range(5):
-        print(
-            f"  digit {index}: predicted {predicted[index]} (true {test_labels[index]}), "
-            f"confidence {confidence[index]:.3f}"
-        )
-    print(f"ketch serve stopped cleanly (exit status {status})")
-    return 0 if status == 0 and accuracy > 0.9 else 1
+            status = gateway.stop()
+    print(f"ketch gateway stopped cleanly, with its wrapper (exit status {status})")
+    return 0 if status == 0 and accurate else 1
 
 
 if __name__ == "__main__":

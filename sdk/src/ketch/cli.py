@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from types import FrameType
@@ -110,6 +111,11 @@ def _add_serve(commands: Any) -> None:
         help="seconds that calls in flight get to finish after SIGTERM",
     )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    parser.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="stop (as on SIGTERM) when the process that started this one dies",
+    )
     parser.set_defaults(handler=_serve)
 
 
@@ -125,6 +131,18 @@ def _list_plugins(args: argparse.Namespace) -> int:
     for name, entry_point in installed.items():
         print(f"{name}\t{entry_point.value}")
     return 0
+
+
+def _watch_parent(parent: int, interval: float = 0.5) -> None:
+    """SIGTERM this process when its parent dies (it is re-parented), so no wrapper is orphaned."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        _log.warning("the parent process %d is gone: stopping", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="ketch-parent-watch", daemon=True).start()
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -168,6 +186,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if args.exit_with_parent:
+        _watch_parent(os.getppid())
     try:
         print(format_listening_line(address), flush=True)
         runtime = server.load()
@@ -192,6 +212,7 @@ def _serve(args: argparse.Namespace) -> int:
     stop.wait()
     _log.info("stopping: finishing the calls in flight (up to %.0f s)", args.grace_period)
     server.stop(grace=args.grace_period)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # stopped: a late SIGTERM must not kill the exit
     _log.info("stopped")
     return 0
 

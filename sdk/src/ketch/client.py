@@ -136,7 +136,13 @@ class WrapperClient:
         self._channel = grpc.insecure_channel(address, options=_channel_options(max_message_bytes))
         self._stubs: dict[str, Any] = {}
 
-    def _call(self, method: str, request: Message, response_type: type[Reply]) -> Reply:
+    def _call(
+        self,
+        method: str,
+        request: Message,
+        response_type: type[Reply],
+        timeout: float | None = None,
+    ) -> Reply:
         stub = self._stubs.get(method)
         if stub is None:
             stub = self._channel.unary_unary(
@@ -146,7 +152,7 @@ class WrapperClient:
             )
             self._stubs[method] = stub
         try:
-            return cast(Reply, stub(request, timeout=self.timeout))
+            return cast(Reply, stub(request, timeout=self.timeout if timeout is None else timeout))
         except grpc.RpcError as error:
             raise _call_error(error) from None
 
@@ -199,8 +205,12 @@ class WrapperClient:
         version: str = "",
         outputs: Sequence[str] | None = None,
         request_id: str = "",
+        timeout: float | None = None,
     ) -> dict[str, np.ndarray]:
-        """The model's outputs for a batch, by name (all outputs unless ``outputs`` names some)."""
+        """The model's outputs for a batch, by name (all outputs unless ``outputs`` names some).
+
+        ``timeout`` overrides the client's for this call.
+        """
         request = infer_request(
             inputs,
             model=self.model if model is None else model,
@@ -208,11 +218,13 @@ class WrapperClient:
             outputs=outputs,
             request_id=request_id,
         )
-        return response_arrays(self.send_infer(request))
+        return response_arrays(self.send_infer(request, timeout=timeout))
 
-    def send_infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
+    def send_infer(
+        self, request: pb.ModelInferRequest, timeout: float | None = None
+    ) -> pb.ModelInferResponse:
         """Send a ModelInfer request built by hand (tests, benchmarks, other encodings)."""
-        return self._call(_INFERENCE + "ModelInfer", request, pb.ModelInferResponse)
+        return self._call(_INFERENCE + "ModelInfer", request, pb.ModelInferResponse, timeout)
 
     def observe(
         self,
@@ -262,7 +274,13 @@ class AsyncWrapperClient:
         )
         self._stubs: dict[str, Any] = {}
 
-    async def _call(self, method: str, request: Message, response_type: type[Reply]) -> Reply:
+    async def _call(
+        self,
+        method: str,
+        request: Message,
+        response_type: type[Reply],
+        timeout: float | None = None,
+    ) -> Reply:
         stub = self._stubs.get(method)
         if stub is None:
             stub = self._channel.unary_unary(
@@ -272,7 +290,8 @@ class AsyncWrapperClient:
             )
             self._stubs[method] = stub
         try:
-            return cast(Reply, await stub(request, timeout=self.timeout))
+            wait = self.timeout if timeout is None else timeout
+            return cast(Reply, await stub(request, timeout=wait))
         except grpc.RpcError as error:
             raise _call_error(error) from None
 
@@ -305,8 +324,9 @@ class AsyncWrapperClient:
         version: str = "",
         outputs: Sequence[str] | None = None,
         request_id: str = "",
+        timeout: float | None = None,
     ) -> dict[str, np.ndarray]:
-        """The model's outputs for a batch, by name."""
+        """The model's outputs for a batch, by name; ``timeout`` overrides the client's."""
         request = infer_request(
             inputs,
             model=self.model if model is None else model,
@@ -314,7 +334,9 @@ class AsyncWrapperClient:
             outputs=outputs,
             request_id=request_id,
         )
-        response = await self._call(_INFERENCE + "ModelInfer", request, pb.ModelInferResponse)
+        response = await self._call(
+            _INFERENCE + "ModelInfer", request, pb.ModelInferResponse, timeout
+        )
         return response_arrays(response)
 
     async def observe(

@@ -29,6 +29,7 @@ from ketch.errors import KetchError
 __all__ = [
     "LISTENING_PREFIX",
     "READY_PREFIX",
+    "ChildProcess",
     "ReadyInfo",
     "ServeOptions",
     "WrapperProcess",
@@ -36,6 +37,7 @@ __all__ = [
     "format_listening_line",
     "format_ready_line",
     "parse_ready_line",
+    "start_child",
     "start_wrapper",
 ]
 
@@ -44,7 +46,7 @@ LISTENING_PREFIX: Final = "KETCH_LISTENING "
 
 
 class WrapperStartError(KetchError):
-    """A wrapper process exited or fell silent before reporting ready."""
+    """A wrapper (or gateway) process exited or fell silent before reporting ready."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,22 +121,18 @@ def _close_pipes(process: subprocess.Popen[str], pumps: Sequence[threading.Threa
 
 
 @dataclass
-class WrapperProcess:
-    """A running ``ketch serve`` child process; stop it with :meth:`stop` or ``with``."""
+class ChildProcess:
+    """A child process that announced itself ready; stop it with :meth:`stop` or ``with``."""
 
     process: subprocess.Popen[str]
-    ready: ReadyInfo
+    ready_line: str
     stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=200))
     pumps: tuple[threading.Thread, ...] = ()
-
-    @property
-    def address(self) -> str:
-        """``host:port`` where the wrapper listens."""
-        return self.ready.address
+    terminated: bool = False
 
     @property
     def pid(self) -> int:
-        """The wrapper's process id."""
+        """The child's process id."""
         return self.process.pid
 
     def alive(self) -> bool:
@@ -142,8 +140,9 @@ class WrapperProcess:
         return self.process.poll() is None
 
     def terminate(self) -> None:
-        """Send SIGTERM: the wrapper finishes the calls in flight, then exits 0."""
-        if self.alive():
+        """Send SIGTERM (once): the child finishes what is in flight, then exits 0."""
+        if self.alive() and not self.terminated:
+            self.terminated = True
             self.process.send_signal(signal.SIGTERM)
 
     def stop(self, timeout: float = 30.0) -> int:
@@ -169,52 +168,41 @@ class WrapperProcess:
         self.stop()
 
 
-class ServeOptions(TypedDict, total=False):
-    """The ``ketch serve`` settings that :func:`serve_command` and :func:`start_wrapper` take."""
+@dataclass
+class WrapperProcess(ChildProcess):
+    """A running ``ketch serve`` child process."""
 
-    name: str | None
-    version: str | None
-    device: str | None
-    host: str
-    port: int
-    max_batch: int | None
-    options: Mapping[str, str] | None
-    extra_args: Sequence[str]
+    @property
+    def ready(self) -> ReadyInfo:
+        """What the wrapper announced."""
+        info = parse_ready_line(self.ready_line)
+        assert info is not None
+        return info
 
-
-def serve_command(
-    plugin: str, model_path: str | Path, **settings: Unpack[ServeOptions]
-) -> list[str]:
-    """The command line that runs ``ketch serve`` with these settings (port 0 by default)."""
-    command = [sys.executable, "-m", "ketch", "serve", plugin, str(model_path)]
-    command += ["--host", settings.get("host", "127.0.0.1"), "--port", str(settings.get("port", 0))]
-    for flag in ("name", "version", "device", "max_batch"):
-        value = settings.get(flag)
-        if value is not None:
-            command += ["--" + flag.replace("_", "-"), str(value)]
-    for key, value in (settings.get("options") or {}).items():
-        command += ["--option", f"{key}={value}"]
-    return command + list(settings.get("extra_args", ()))
+    @property
+    def address(self) -> str:
+        """``host:port`` where the wrapper listens."""
+        return self.ready.address
 
 
-def start_wrapper(
-    plugin: str,
-    model_path: str | Path,
+def start_child(
+    command: Sequence[str],
+    ready_prefix: str,
     *,
+    label: str,
     env: Mapping[str, str] | None = None,
     startup_timeout: float = 120.0,
     echo_stderr: bool = True,
-    **settings: Unpack[ServeOptions],
-) -> WrapperProcess:
-    """Start ``ketch serve`` and return once it reports ready.
+) -> ChildProcess:
+    """Run ``command`` and return once it prints a line starting with ``ready_prefix``.
 
-    :param echo_stderr: copy the wrapper's log to this process's standard error.
-    :raises WrapperStartError: the wrapper exited, or said nothing ready within
+    :param label: how errors name the child.
+    :param echo_stderr: copy the child's log to this process's standard error.
+    :raises WrapperStartError: the child exited, or printed no ready line within
         ``startup_timeout`` seconds; the message carries the end of its log.
     """
-    command = serve_command(plugin, model_path, **settings)
     process = subprocess.Popen(
-        command,
+        list(command),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -238,9 +226,7 @@ def start_wrapper(
 
     def failure(reason: str) -> WrapperStartError:
         _close_pipes(process, (stdout_pump, stderr_pump))
-        return WrapperStartError(
-            f"ketch serve {plugin} {model_path} {reason}; its log ends:\n{''.join(tail)}"
-        )
+        return WrapperStartError(f"{label} {reason}; its log ends:\n{''.join(tail)}")
 
     deadline = time.monotonic() + startup_timeout
     while True:
@@ -256,6 +242,62 @@ def start_wrapper(
         if line is None:
             status = process.wait()
             raise failure(f"exited with status {status} before reporting ready")
-        ready = parse_ready_line(line.rstrip("\n"))
-        if ready is not None:
-            return WrapperProcess(process, ready, tail, (stdout_pump, stderr_pump))
+        if line.startswith(ready_prefix):
+            return ChildProcess(process, line.rstrip("\n"), tail, (stdout_pump, stderr_pump))
+
+
+class ServeOptions(TypedDict, total=False):
+    """The ``ketch serve`` settings that :func:`serve_command` and :func:`start_wrapper` take."""
+
+    name: str | None
+    version: str | None
+    device: str | None
+    host: str
+    port: int
+    max_batch: int | None
+    options: Mapping[str, str] | None
+    exit_with_parent: bool
+    extra_args: Sequence[str]
+
+
+def serve_command(
+    plugin: str, model_path: str | Path, **settings: Unpack[ServeOptions]
+) -> list[str]:
+    """The command line that runs ``ketch serve`` with these settings (port 0 by default)."""
+    command = [sys.executable, "-m", "ketch", "serve", plugin, str(model_path)]
+    command += ["--host", settings.get("host", "127.0.0.1"), "--port", str(settings.get("port", 0))]
+    for flag in ("name", "version", "device", "max_batch"):
+        value = settings.get(flag)
+        if value is not None:
+            command += ["--" + flag.replace("_", "-"), str(value)]
+    for key, value in (settings.get("options") or {}).items():
+        command += ["--option", f"{key}={value}"]
+    if settings.get("exit_with_parent"):
+        command.append("--exit-with-parent")
+    return command + list(settings.get("extra_args", ()))
+
+
+def start_wrapper(
+    plugin: str,
+    model_path: str | Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    startup_timeout: float = 120.0,
+    echo_stderr: bool = True,
+    **settings: Unpack[ServeOptions],
+) -> WrapperProcess:
+    """Start ``ketch serve`` and return once it reports ready.
+
+    :param echo_stderr: copy the wrapper's log to this process's standard error.
+    :raises WrapperStartError: the wrapper exited, or said nothing ready within
+        ``startup_timeout`` seconds; the message carries the end of its log.
+    """
+    child = start_child(
+        serve_command(plugin, model_path, **settings),
+        READY_PREFIX,
+        label=f"ketch serve {plugin} {model_path}",
+        env=env,
+        startup_timeout=startup_timeout,
+        echo_stderr=echo_stderr,
+    )
+    return WrapperProcess(child.process, child.ready_line, child.stderr_tail, child.pumps)

@@ -1,0 +1,36 @@
+"""Ketch's reference gateway: the Starlette application that applications talk to.
+
+``ketch gateway --config ketch.toml`` runs it; :func:`create_app` builds the
+application around a :class:`Gateway` for embedding.
+"""
+
+from ketch_gateway.app import create_app
+from ketch_gateway.config import (
+    AppConfig,
+    ConfigError,
+    GatewayConfig,
+    GatewaySettings,
+    LaunchSpec,
+    ModelConfig,
+    VersionConfig,
+    load_config,
+    parse_config,
+)
+from ketch_gateway.gateway import Gateway
+from ketch_gateway.process import GatewayProcess, start_gateway
+
+__all__ = [
+    "AppConfig",
+    "ConfigError",
+    "Gateway",
+    "GatewayConfig",
+    "GatewayProcess",
+    "GatewaySettings",
+    "LaunchSpec",
+    "ModelConfig",
+    "VersionConfig",
+    "create_app",
+    "load_config",
+    "parse_config",
+    "start_gateway",
+]

@@ -1,0 +1,108 @@
+"""Applications: the Clipper-style front door, with a latency objective and a default output."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ketch_gateway.config import AppConfig
+from ketch_gateway.errors import ApiError, GatewayTimeout, ServiceUnavailable
+from ketch_gateway.models import Model
+from ketch_gateway.policies import Policy, policy_for
+from ketch_gateway.rows import inputs_from_rows, rows_from_outputs
+
+__all__ = ["App", "AppAnswer"]
+
+_FALLBACK_ERRORS = (ServiceUnavailable, GatewayTimeout)
+
+
+@dataclass(frozen=True)
+class AppAnswer:
+    """One answer per row, whether it is the default output, and why when it is."""
+
+    rows: list[Any]
+    default: bool
+    query_id: str
+    explanation: str | None = None
+    model: str | None = None
+
+
+class App:
+    """An app: linked models, a policy, a latency objective and (perhaps) a default output."""
+
+    def __init__(self, config: AppConfig) -> None:
+        self.name = config.name
+        self.models = list(config.models)
+        self.objective_s = config.latency_objective_ms / 1000.0
+        self.policy_name = config.policy
+        self.policy: Policy = policy_for(config.policy)
+        self.default_output = config.default_output
+        self.has_default_output = config.has_default_output
+        self.config = config
+
+    def _fallback(self, rows: int, query_id: str, reason: str, model: str | None) -> AppAnswer:
+        if not self.has_default_output:
+            raise ServiceUnavailable(
+                f"app {self.name!r}: {reason}, and the app has no default output",
+                headers={"Retry-After": "1"},
+            )
+        return AppAnswer(
+            [self.default_output] * rows,
+            True,
+            query_id,
+            f"{reason}; answered the default output",
+            model,
+        )
+
+    async def predict(
+        self, rows: Sequence[Any], user: str | None, find_model: Callable[[str], Model], field: str
+    ) -> AppAnswer:
+        """Answer ``rows`` within the latency objective, or with the default output."""
+        query_id = uuid.uuid4().hex
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.objective_s
+        name = self.policy.select(self.models, user)[0]
+        version = find_model(name).version()
+        objective = f"the latency objective of {self.objective_s * 1000:g} ms"
+        try:
+            async with asyncio.timeout_at(deadline):
+                signature = await version.require_signature()
+                inputs = inputs_from_rows(rows, signature.inputs, field)
+                outputs = await version.predictor.predict(
+                    inputs, timeout=max(deadline - loop.time(), 0.001)
+                )
+        except TimeoutError:
+            return self._fallback(
+                len(rows), query_id, f"model {name!r} did not answer within {objective}", name
+            )
+        except _FALLBACK_ERRORS as error:
+            return self._fallback(
+                len(rows), query_id, f"model {name!r} could not answer ({error.message})", name
+            )
+        combined = self.policy.combine({name: outputs})
+        return AppAnswer(rows_from_outputs(combined, len(rows)), False, query_id, model=name)
+
+    async def check_feedback_input(
+        self, row: Any, find_model: Callable[[str], Model], field: str
+    ) -> None:
+        """BadRequest unless ``row`` fits the input of the app's model."""
+        name = self.policy.select(self.models, None)[0]
+        try:
+            signature = await find_model(name).version().require_signature()
+        except ApiError:
+            return
+        inputs_from_rows([row], signature.inputs, field)
+
+    def describe(self) -> dict[str, object]:
+        """What the admin API shows of it."""
+        return {
+            "name": self.name,
+            "models": list(self.models),
+            "latency_objective_ms": self.objective_s * 1000.0,
+            "policy": self.policy_name,
+            "default_output": self.default_output if self.has_default_output else None,
+            "has_default_output": self.has_default_output,
+        }

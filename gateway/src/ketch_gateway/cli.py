@@ -1,0 +1,149 @@
+"""``ketch gateway --config FILE``: run the gateway under uvicorn (uvloop, httptools).
+
+The gateway binds its socket itself (``--port 0`` picks a free port) and prints
+``KETCH_GATEWAY_READY {"url": ...}`` on standard output once every model's
+wrappers are up and it answers requests. SIGTERM or SIGINT stops it, and with it
+every wrapper it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import uvicorn
+import uvloop
+
+from ketch_gateway.app import create_app
+from ketch_gateway.config import ConfigError, GatewayConfig, load_config
+from ketch_gateway.gateway import Gateway
+from ketch_gateway.supervisor import WrapperStartFailed
+
+HANDLED_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
+
+__all__ = ["READY_PREFIX", "add_command", "run_gateway"]
+
+READY_PREFIX: Final = "KETCH_GATEWAY_READY "
+
+
+def add_command(commands: Any) -> None:
+    """Add ``gateway`` to the ``ketch`` command's sub-commands."""
+    parser = commands.add_parser(
+        "gateway",
+        help="run the Ketch gateway (apps, models, Open Inference Protocol over REST)",
+        description=__doc__,
+    )
+    parser.add_argument("--config", required=True, help="the ketch.toml file")
+    parser.add_argument("--host", help="address to listen on (overrides the file)")
+    parser.add_argument("--port", type=int, help="port to listen on; 0 picks a free one")
+    parser.add_argument("--log-level", help="debug, info, warning, error (overrides the file)")
+    parser.add_argument("--state", help="the state store's SQLite file (overrides the file)")
+    parser.set_defaults(handler=run_gateway)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, but a SIGTERM or SIGINT ends in a clean exit with status 0.
+
+    uvicorn re-raises the signal after shutting down, so the process would die of it.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Ask for a graceful shutdown on SIGTERM and SIGINT (twice SIGINT: at once)."""
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def run_gateway(args: argparse.Namespace) -> int:
+    """Run until SIGTERM; 0 after a clean stop, 1 when start-up failed, 2 for a bad config."""
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        print(f"ketch gateway: {error}", file=sys.stderr)
+        return 2
+    if args.state:
+        config = dataclasses.replace(
+            config, settings=dataclasses.replace(config.settings, state_path=Path(args.state))
+        )
+    settings = config.settings
+    host = args.host or settings.host
+    port = settings.port if args.port is None else args.port
+    level = (args.log_level or settings.log_level).lower()
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        sock = _listen(host, port)
+    except OSError as error:
+        print(f"ketch gateway: cannot listen on {host}:{port}: {error.strerror}", file=sys.stderr)
+        return 2
+    bound_host, bound_port = sock.getsockname()[:2]
+    url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+    url = f"http://{url_host}:{bound_port}"
+    return uvloop.run(_serve(config, sock, url, level))
+
+
+async def _serve(config: GatewayConfig, sock: socket.socket, url: str, level: str) -> int:
+    """Start the gateway (SIGTERM meanwhile stops it), then serve until SIGTERM or SIGINT."""
+    log = logging.getLogger("ketch.gateway")
+    gateway = Gateway(config)
+    loop = asyncio.get_running_loop()
+    starting = asyncio.current_task()
+    assert starting is not None
+    for sig in HANDLED_SIGNALS:
+        loop.add_signal_handler(sig, starting.cancel)
+    try:
+        await gateway.start()
+    except (asyncio.CancelledError, WrapperStartFailed, OSError) as error:
+        if not isinstance(error, asyncio.CancelledError):
+            print(f"ketch gateway: cannot start: {error}", file=sys.stderr, flush=True)
+        await gateway.stop()
+        return 0 if isinstance(error, asyncio.CancelledError) else 1
+    finally:
+        for sig in HANDLED_SIGNALS:
+            loop.remove_signal_handler(sig)
+    print(READY_PREFIX + json.dumps({"url": url, "pid": os.getpid()}), flush=True)
+    log.info("serving on %s", url)
+    server = _Server(
+        uvicorn.Config(
+            create_app(gateway, manage_lifecycle=False),
+            http="httptools",
+            lifespan="on",
+            log_level=level,
+            access_log=level == "debug",
+            timeout_graceful_shutdown=30,
+        )
+    )
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # shutting down: finish stopping the wrappers
+        await gateway.stop()
+    return 0

@@ -1,0 +1,279 @@
+"""The gateway's configuration: one TOML file of settings, models and apps.
+
+Validated completely on load: an unknown key, a missing field, a wrong type, a
+model file that does not exist, an app linked to a model that is not there: each
+is a :class:`ConfigError` naming the file, the line, the key and the problem, and
+the gateway does not start half-configured. The admin API reads models and apps
+from JSON with the same rules.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from ketch import installed_plugins
+from ketch_gateway.config_reader import ConfigError, Reader
+from ketch_gateway.toml_lines import TomlLines
+
+__all__ = [
+    "DEFAULT_ADMIN_TOKEN_VARIABLE",
+    "POLICIES",
+    "AppConfig",
+    "ConfigError",
+    "GatewayConfig",
+    "GatewaySettings",
+    "LaunchSpec",
+    "ModelConfig",
+    "VersionConfig",
+    "load_config",
+    "parse_config",
+    "read_app",
+    "read_model",
+    "read_version",
+]
+
+POLICIES: Final = ("single",)
+DEFAULT_ADMIN_TOKEN_VARIABLE: Final = "KETCH_ADMIN_TOKEN"
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """Wrappers the gateway starts and supervises itself: ``count`` copies of ``ketch serve``."""
+
+    plugin: str
+    path: Path
+    device: str = "cpu"
+    count: int = 1
+    options: Mapping[str, str] = field(default_factory=dict)
+    max_batch: int | None = None
+
+
+@dataclass(frozen=True)
+class VersionConfig:
+    """One version of a model, served by wrappers at ``addresses`` and/or launched ones."""
+
+    version: str
+    addresses: tuple[str, ...] = ()
+    launch: LaunchSpec | None = None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A model: its versions, the one served by default, and how long a call may take."""
+
+    name: str
+    versions: tuple[VersionConfig, ...]
+    current_version: str
+    timeout_ms: float = 30_000.0
+
+    def version(self, name: str) -> VersionConfig | None:
+        """The version called ``name``."""
+        return next((v for v in self.versions if v.version == name), None)
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """An application: its models, latency objective, default output and policy."""
+
+    name: str
+    models: tuple[str, ...]
+    latency_objective_ms: float
+    policy: str = "single"
+    default_output: Any = None
+    has_default_output: bool = False
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """How the gateway itself runs."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 16 * 1024 * 1024
+    admin_token: str | None = None
+    state_path: Path = Path("ketch-state.sqlite")
+    log_level: str = "info"
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """The whole configuration."""
+
+    settings: GatewaySettings
+    models: tuple[ModelConfig, ...]
+    apps: tuple[AppConfig, ...]
+    source: Path | None = None
+
+    def model(self, name: str) -> ModelConfig | None:
+        """The model called ``name``."""
+        return next((m for m in self.models if m.name == name), None)
+
+    def app(self, name: str) -> AppConfig | None:
+        """The app called ``name``."""
+        return next((a for a in self.apps if a.name == name), None)
+
+
+def _address(reader: Reader, key: str, address: str) -> str:
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise reader.error(key, f"{address!r} is not host:port")
+    return address
+
+
+def _plugin(reader: Reader) -> str:
+    plugin = reader.string("plugin")
+    if "." not in plugin and ":" not in plugin:
+        installed = installed_plugins()
+        if plugin not in installed:
+            listed = ", ".join(installed) or "none"
+            raise reader.error(
+                "plugin", f"no Ketch plugin named {plugin!r} is installed ({listed})"
+            )
+    return plugin
+
+
+def read_version(reader: Reader, base: Path) -> VersionConfig:
+    """One ``[[models.versions]]`` table; paths are relative to ``base``."""
+    reader.check_keys(
+        {"version", "addresses", "plugin", "path", "device", "count", "options", "max_batch"},
+        {"version"},
+    )
+    version = reader.string("version")
+    addresses = tuple(_address(reader, "addresses", a) for a in reader.strings("addresses", ()))
+    launch = None
+    launching = {"plugin", "path", "device", "count", "options", "max_batch"} & set(reader.data)
+    if launching:
+        if "plugin" not in reader.data or "path" not in reader.data:
+            missing = "plugin" if "plugin" not in reader.data else "path"
+            raise reader.error(missing, "missing (a launched wrapper needs a plugin and a path)")
+        path = Path(reader.string("path")).expanduser()
+        path = path if path.is_absolute() else base / path
+        if not path.exists():
+            raise reader.error("path", f"no model file or directory at {str(path)!r}")
+        launch = LaunchSpec(
+            plugin=_plugin(reader),
+            path=path,
+            device=reader.string("device", "cpu"),
+            count=reader.integer("count", 1, minimum=0),
+            options=reader.string_table("options"),
+            max_batch=reader.optional_integer("max_batch", minimum=1),
+        )
+    if not addresses and launch is None:
+        raise reader.error(
+            None, "a version needs replicas: addresses of running wrappers, or a plugin and a path"
+        )
+    return VersionConfig(version, addresses, launch)
+
+
+def read_model(reader: Reader, base: Path) -> ModelConfig:
+    """One ``[[models]]`` table."""
+    reader.check_keys({"name", "version", "versions", "timeout_ms"}, {"name", "versions"})
+    name = reader.string("name")
+    versions = tuple(read_version(item, base) for item in reader.tables("versions", required=True))
+    if not versions:
+        raise reader.error("versions", "a model needs at least one version")
+    seen: set[str] = set()
+    for index, version in enumerate(versions):
+        if version.version in seen:
+            raise reader.child_error(
+                "versions", index, f"version {version.version!r} is listed twice"
+            )
+        seen.add(version.version)
+    current = reader.string("version", versions[-1].version)
+    if current not in seen:
+        raise reader.error("version", f"{current!r} is not one of the versions ({', '.join(seen)})")
+    return ModelConfig(name, versions, current, reader.number("timeout_ms", 30_000.0, minimum=0))
+
+
+def read_app(reader: Reader, models: Mapping[str, ModelConfig] | None = None) -> AppConfig:
+    """One ``[[apps]]`` table; ``models``, when given, are the models it may link."""
+    reader.check_keys(
+        {"name", "models", "latency_objective_ms", "policy", "default_output"},
+        {"name", "models", "latency_objective_ms"},
+    )
+    linked = reader.strings("models")
+    if models is not None:
+        for model in linked:
+            if model not in models:
+                known = ", ".join(models) or "none"
+                raise reader.error("models", f"unknown model {model!r} (models: {known})")
+    policy = reader.string("policy", "single")
+    if policy not in POLICIES:
+        raise reader.error(
+            "policy", f"unknown policy {policy!r}; expected one of {', '.join(POLICIES)}"
+        )
+    return AppConfig(
+        name=reader.string("name"),
+        models=linked,
+        latency_objective_ms=reader.number("latency_objective_ms", minimum=0),
+        policy=policy,
+        default_output=reader.data.get("default_output"),
+        has_default_output="default_output" in reader.data,
+    )
+
+
+def _settings(reader: Reader, base: Path) -> GatewaySettings:
+    reader.check_keys(
+        {"host", "port", "max_body_bytes", "admin_token", "admin_token_env", "state", "log_level"}
+    )
+    variable = reader.string("admin_token_env", DEFAULT_ADMIN_TOKEN_VARIABLE)
+    token = reader.optional_string("admin_token") or os.environ.get(variable) or None
+    state = Path(reader.string("state", "ketch-state.sqlite")).expanduser()
+    port = reader.integer("port", 8080, minimum=0)
+    if port > 65535:
+        raise reader.error("port", f"a port is at most 65535, got {port}")
+    return GatewaySettings(
+        host=reader.string("host", "127.0.0.1"),
+        port=port,
+        max_body_bytes=reader.integer("max_body_bytes", 16 * 1024 * 1024, minimum=1),
+        admin_token=token,
+        state_path=state if state.is_absolute() else base / state,
+        log_level=reader.string("log_level", "info").lower(),
+    )
+
+
+def _unique(reader: Reader, key: str, names: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for index, name in enumerate(names):
+        if name in seen:
+            raise reader.child_error(key, index, f"{what} {name!r} is defined twice")
+        seen.add(name)
+
+
+def parse_config(text: str, source: str = "ketch.toml", base: Path | None = None) -> GatewayConfig:
+    """The configuration in ``text``; ConfigError, naming the line, when it is invalid."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{source}: not valid TOML: {error}") from None
+    base = base or Path.cwd()
+    root = Reader(data, source=source, lines=TomlLines(text))
+    root.check_keys({"gateway", "models", "apps"})
+    settings = (
+        _settings(root.child("gateway"), base)
+        if "gateway" in data
+        else GatewaySettings(state_path=base / "ketch-state.sqlite")
+    )
+    models = [read_model(item, base) for item in root.tables("models")]
+    _unique(root, "models", [m.name for m in models], "model")
+    by_name = {m.name: m for m in models}
+    apps = [read_app(item, by_name) for item in root.tables("apps")]
+    _unique(root, "apps", [a.name for a in apps], "app")
+    return GatewayConfig(settings, tuple(models), tuple(apps), Path(source))
+
+
+def load_config(path: str | Path) -> GatewayConfig:
+    """Read and validate the configuration file at ``path``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(
+            f"cannot read the configuration {str(path)!r}: {error.strerror}"
+        ) from None
+    return parse_config(text, str(path), path.resolve().parent)

@@ -1,0 +1,90 @@
+"""HTTP errors the gateway answers with: a status and ``{"error": "..."}`` naming the problem."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+__all__ = [
+    "ApiError",
+    "BadRequest",
+    "Conflict",
+    "Forbidden",
+    "GatewayTimeout",
+    "NotFound",
+    "PayloadTooLarge",
+    "ServiceUnavailable",
+    "Unauthorized",
+    "status_for_wrapper_code",
+]
+
+
+class ApiError(Exception):
+    """An error answered to the caller as ``status`` with ``{"error": message}``."""
+
+    status = 500
+
+    def __init__(self, message: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+class BadRequest(ApiError):
+    """The request is malformed or does not fit the model (400)."""
+
+    status = 400
+
+
+class Unauthorized(ApiError):
+    """No credentials were sent (401)."""
+
+    status = 401
+
+
+class Forbidden(ApiError):
+    """The credentials are wrong, or the API is disabled (403)."""
+
+    status = 403
+
+
+class NotFound(ApiError):
+    """No such app, model or version (404)."""
+
+    status = 404
+
+
+class Conflict(ApiError):
+    """The change contradicts the current state, such as removing a linked model (409)."""
+
+    status = 409
+
+
+class PayloadTooLarge(ApiError):
+    """The body is over the configured limit (413)."""
+
+    status = 413
+
+
+class ServiceUnavailable(ApiError):
+    """No replica can answer now (503)."""
+
+    status = 503
+
+
+class GatewayTimeout(ApiError):
+    """The model did not answer within its time limit (504)."""
+
+    status = 504
+
+
+_STATUS_BY_WRAPPER_CODE = {
+    "INVALID_ARGUMENT": BadRequest,
+    "NOT_FOUND": NotFound,
+    "UNAVAILABLE": ServiceUnavailable,
+    "DEADLINE_EXCEEDED": GatewayTimeout,
+}
+
+
+def status_for_wrapper_code(code: str) -> type[ApiError]:
+    """The HTTP error for a wrapper's gRPC status; INTERNAL and the rest are 502-like 500s."""
+    return _STATUS_BY_WRAPPER_CODE.get(code, ApiError)

@@ -1,0 +1,135 @@
+"""JSON values to and from numpy arrays of a protocol datatype, with errors that name the field."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ketch import InvalidInputError, numpy_dtype
+from ketch_gateway.errors import BadRequest
+
+__all__ = ["array_from_json", "flatten", "json_from_array"]
+
+
+def flatten(values: Any, field: str) -> list[Any]:
+    """A nested list flattened row-major (scalars stay one element)."""
+    if not isinstance(values, list):
+        return [values]
+    flat: list[Any] = []
+    stack: list[Any] = [iter(values)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
+            if isinstance(item, dict):
+                raise BadRequest(f"{field}: expected numbers, booleans or strings, got an object")
+            flat.append(item)
+        else:
+            stack.pop()
+    return flat
+
+
+def _bytes_elements(flat: Sequence[Any], field: str) -> np.ndarray:
+    array = np.empty(len(flat), dtype=object)
+    for index, value in enumerate(flat):
+        if not isinstance(value, str):
+            raise BadRequest(f"{field}: BYTES elements are strings; element {index} is {value!r}")
+        array[index] = value.encode("utf-8")
+    return array
+
+
+def _first_bad(flat: Sequence[Any], accept: tuple[type, ...]) -> tuple[int, Any]:
+    return next(
+        (index, value)
+        for index, value in enumerate(flat)
+        if not isinstance(value, accept) or (bool not in accept and isinstance(value, bool))
+    )
+
+
+def _as_array(values: Any) -> np.ndarray:
+    try:
+        return np.asarray(values)
+    except ValueError:  # ragged nesting: flatten it row-major
+        pass
+    except OverflowError:
+        return np.asarray(flatten_quietly(values), dtype=object)
+    try:
+        return np.asarray(flatten_quietly(values))
+    except (ValueError, OverflowError):
+        return np.asarray(flatten_quietly(values), dtype=object)
+
+
+def flatten_quietly(values: Any) -> list[Any]:
+    """``flatten`` for error messages: objects are kept as elements instead of refused."""
+    if not isinstance(values, list):
+        return [values]
+    return [item for value in values for item in flatten_quietly(value)]
+
+
+def _numbers(raw: np.ndarray, values: Any, datatype: str, field: str) -> np.ndarray:
+    dtype = numpy_dtype(datatype)
+    if datatype == "BOOL":
+        if raw.size and raw.dtype.kind != "b":
+            index, value = _first_bad(flatten_quietly(values), (bool,))
+            raise BadRequest(
+                f"{field}: BOOL elements are true or false; element {index} is {value!r}"
+            )
+        return raw.astype(dtype)
+    if raw.size and raw.dtype.kind not in "iuf":
+        if raw.dtype.kind == "b":
+            raise BadRequest(f"{field}: {datatype} elements are numbers, not true or false")
+        try:
+            index, value = _first_bad(flatten_quietly(values), (int, float))
+        except StopIteration:
+            raise BadRequest(f"{field}: a value does not fit in {datatype}") from None
+        raise BadRequest(f"{field}: {datatype} elements are numbers; element {index} is {value!r}")
+    if dtype.kind in "iu" and raw.size:
+        if raw.dtype.kind == "f" and not np.all(np.mod(raw, 1) == 0):
+            raise BadRequest(f"{field}: {datatype} elements are whole numbers")
+        limits = np.iinfo(dtype.name)
+        if raw.min() < limits.min or raw.max() > limits.max:
+            raise BadRequest(f"{field}: a value does not fit in {datatype}")
+    return raw.astype(dtype)
+
+
+def array_from_json(values: Any, datatype: str, shape: Sequence[int], field: str) -> np.ndarray:
+    """The array that JSON ``values`` (flat or nested, row-major) hold as ``datatype``."""
+    try:
+        numpy_dtype(datatype)
+    except InvalidInputError as error:
+        raise BadRequest(f"{field}: {error}") from None
+    count = int(np.prod(shape)) if len(shape) else 1
+    if datatype == "BYTES":
+        flat = flatten(values, field)
+        if len(flat) != count:
+            raise BadRequest(
+                f"{field}: {len(flat)} values do not match shape {list(shape)}, which holds {count}"
+            )
+        return _bytes_elements(flat, field).reshape(tuple(shape))
+    raw = _as_array(values).reshape(-1)
+    if raw.size != count:
+        raise BadRequest(
+            f"{field}: {raw.size} values do not match shape {list(shape)}, which holds {count}"
+        )
+    return _numbers(raw, values, datatype, field).reshape(tuple(shape))
+
+
+def _text(value: object) -> object:
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
+
+
+def json_from_array(array: np.ndarray, flat: bool = True) -> Any:
+    """The array as JSON values: flat row-major by default; bytes become UTF-8 text."""
+    source = array.reshape(-1) if flat else array
+    if array.dtype == object:
+        if flat:
+            return [_text(value) for value in source]
+        return (
+            np.vectorize(_text, otypes=[object])(source).tolist()
+            if source.size
+            else source.tolist()
+        )
+    return source.tolist()

@@ -1,0 +1,101 @@
+"""Prometheus metrics: requests, errors and latency per app and per model, requests in flight."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["CONTENT_TYPE", "Metrics", "RequestOutcome"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+
+
+@dataclass
+class RequestOutcome:
+    """Filled in by the handler: the HTTP status it answered."""
+
+    status: int = 200
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+class Metrics:
+    """The gateway's instruments, in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "ketch_requests",
+            "Requests answered, by surface (app, model, admin), target and HTTP status.",
+            ["surface", "target", "status"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "ketch_request_errors",
+            "Requests answered with a 4xx or 5xx status, by surface and target.",
+            ["surface", "target", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "ketch_request_latency_seconds",
+            "Time from a request's arrival to its answer, by surface and target.",
+            ["surface", "target"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "ketch_requests_in_flight",
+            "Requests being handled now, by surface.",
+            ["surface"],
+            registry=self.registry,
+        )
+        self.defaults = Counter(
+            "ketch_app_default_outputs",
+            "App answers that were the default output (objective missed or model unavailable).",
+            ["app"],
+            registry=self.registry,
+        )
+
+    @contextmanager
+    def observe(self, surface: str, target: str) -> Iterator[RequestOutcome]:
+        """Count and time one request; an exception's ``status`` (ApiError) is its status."""
+        outcome = RequestOutcome()
+        gauge = self.in_flight.labels(surface)
+        gauge.inc()
+        started = time.perf_counter()
+        try:
+            yield outcome
+        except Exception as error:
+            outcome.status = getattr(error, "status", 500)
+            raise
+        finally:
+            gauge.dec()
+            target = outcome.labels.get("target", target)
+            self.latency.labels(surface, target).observe(time.perf_counter() - started)
+            status = str(outcome.status)
+            self.requests.labels(surface, target, status).inc()
+            if outcome.status >= 400:
+                self.errors.labels(surface, target, status).inc()
+
+    def exposition(self) -> bytes:
+        """The Prometheus text format."""
+        return generate_latest(self.registry)

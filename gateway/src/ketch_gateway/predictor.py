@@ -1,0 +1,67 @@
+"""How a model version turns a batch into outputs: the seam where batching slots in.
+
+The request path asks a :class:`Predictor` for outputs and never talks to
+replicas itself. :class:`DirectPredictor` sends each request straight to the
+next healthy replica; a batching predictor (deadline queues, adaptive batch
+sizes) can replace it without touching the routes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from ketch import WrapperCallError
+from ketch_gateway.errors import ApiError, status_for_wrapper_code
+from ketch_gateway.replicas import ReplicaSet
+
+__all__ = ["DirectPredictor", "Predictor", "wrapper_error"]
+
+
+class Predictor(Protocol):
+    """Outputs for a batch of rows, within ``timeout`` seconds."""
+
+    async def predict(
+        self,
+        inputs: Mapping[str, np.ndarray],
+        *,
+        timeout: float,
+        outputs: Sequence[str] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """The model's outputs; an ApiError (400, 404, 503, 504, 500) when there are none."""
+        ...
+
+
+def wrapper_error(label: str, error: WrapperCallError) -> ApiError:
+    """The HTTP error for a failed wrapper call, keeping the wrapper's message."""
+    kind = status_for_wrapper_code(error.code)
+    if kind is ApiError:
+        return ApiError(f"{label} failed: {error.code}: {error.message}")
+    return kind(error.message)
+
+
+class DirectPredictor:
+    """One wrapper call per request, to the replicas in turn."""
+
+    def __init__(self, model: str, replicas: ReplicaSet) -> None:
+        self.model = model
+        self.replicas = replicas
+
+    async def predict(
+        self,
+        inputs: Mapping[str, np.ndarray],
+        *,
+        timeout: float,
+        outputs: Sequence[str] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Send the batch to the next healthy replica."""
+        replica = self.replicas.pick()
+        try:
+            return await replica.client.infer(
+                inputs, model=self.model, outputs=outputs, timeout=timeout
+            )
+        except WrapperCallError as error:
+            replica.failed(error)
+            raise wrapper_error(self.replicas.label, error) from None

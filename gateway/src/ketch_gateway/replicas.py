@@ -1,0 +1,105 @@
+"""The wrappers that serve one model version, and which of them can take a call."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ketch import AsyncWrapperClient, WrapperCallError
+from ketch_gateway.errors import ServiceUnavailable
+
+__all__ = ["Replica", "ReplicaSet"]
+
+_log = logging.getLogger(__name__)
+
+UNREACHABLE_CODES = frozenset({"UNAVAILABLE", "UNKNOWN"})
+"""gRPC statuses that mean the replica itself is gone, not that the request was bad."""
+
+
+class Replica:
+    """One wrapper process, at ``address``; ``managed`` when the gateway started it."""
+
+    def __init__(self, address: str, *, managed: bool = False) -> None:
+        self.address = address
+        self.managed = managed
+        self.healthy = False
+        self.client = AsyncWrapperClient(address, timeout=None)
+
+    def reconnect(self, address: str) -> None:
+        """Point at a new address (a restarted wrapper's), closing the old channel."""
+        old = self.client
+        self.address = address
+        self.client = AsyncWrapperClient(address, timeout=None)
+        asyncio.get_running_loop().create_task(old.close())
+
+    async def probe(self, timeout: float = 2.0) -> bool:
+        """Ask the wrapper's health service; remember and return whether it is SERVING."""
+        try:
+            self.healthy = await asyncio.wait_for(self.client.health(), timeout) == "SERVING"
+        except (WrapperCallError, TimeoutError):
+            self.healthy = False
+        return self.healthy
+
+    def failed(self, error: WrapperCallError) -> None:
+        """Take the replica out of rotation when a call shows it is unreachable."""
+        if error.code in UNREACHABLE_CODES and self.healthy:
+            _log.warning(
+                "replica %s is unreachable (%s); probing until it is back", self.address, error
+            )
+            self.healthy = False
+
+    async def close(self) -> None:
+        """Close the channel."""
+        await self.client.close()
+
+    def describe(self) -> dict[str, object]:
+        """What the admin API shows of it."""
+        return {"address": self.address, "healthy": self.healthy, "managed": self.managed}
+
+
+class ReplicaSet:
+    """The replicas of one model version, taken in turn (round robin over the healthy ones)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.replicas: list[Replica] = []
+        self._turn = 0
+
+    def add(self, replica: Replica) -> None:
+        """Put a replica in rotation (once it probes healthy)."""
+        self.replicas.append(replica)
+
+    def remove(self, address: str) -> Replica | None:
+        """Take the replica at ``address`` out; it, or None when there is none."""
+        for replica in self.replicas:
+            if replica.address == address:
+                self.replicas.remove(replica)
+                return replica
+        return None
+
+    def healthy(self) -> list[Replica]:
+        """The replicas in rotation now."""
+        return [replica for replica in self.replicas if replica.healthy]
+
+    def pick(self) -> Replica:
+        """The next healthy replica; ServiceUnavailable when there is none."""
+        candidates = self.healthy()
+        if not candidates:
+            raise ServiceUnavailable(
+                f"{self.label} has no healthy replica "
+                f"({len(self.replicas)} configured, none answering)",
+                headers={"Retry-After": "1"},
+            )
+        self._turn = (self._turn + 1) % len(candidates)
+        return candidates[self._turn]
+
+    async def probe_unhealthy(self) -> None:
+        """Probe every replica out of rotation, and put back those that answer."""
+        for replica in self.replicas:
+            if not replica.healthy and await replica.probe():
+                _log.info("replica %s of %s is back in rotation", replica.address, self.label)
+
+    async def close(self) -> None:
+        """Close every channel."""
+        for replica in self.replicas:
+            await replica.close()

@@ -1,0 +1,107 @@
+"""The Apps API: ``POST /apps/{app}/predict`` and ``POST /apps/{app}/feedback``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ketch_gateway.apps import App
+from ketch_gateway.errors import BadRequest
+from ketch_gateway.gateway import Gateway
+from ketch_gateway.http_util import json_response, read_json_object
+
+__all__ = ["app_routes"]
+
+PREDICT_KEYS = {"input", "inputs", "user"}
+FEEDBACK_KEYS = {"input", "label", "user", "query_id"}
+
+
+def _gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+def _user(body: dict[str, Any]) -> str | None:
+    user = body.get("user")
+    if user is not None and (not isinstance(user, str) or not user):
+        raise BadRequest("user: expected a non-empty string")
+    return user
+
+
+def _check_keys(body: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise BadRequest(
+            f"unknown field(s) {', '.join(unknown)}; expected {', '.join(sorted(allowed))}"
+        )
+
+
+async def _read(
+    request: Request, gateway: Gateway, allowed: set[str]
+) -> tuple[App, dict[str, Any]]:
+    app = gateway.app(request.path_params["app"])
+    body = await read_json_object(request, gateway.settings.max_body_bytes)
+    _check_keys(body, allowed)
+    return app, body
+
+
+def _target(request: Request, gateway: Gateway) -> str:
+    name: str = request.path_params["app"]
+    return name if name in gateway.apps else "unknown"
+
+
+async def predict(request: Request) -> Response:
+    """Answer one row (``input``) or several (``inputs``) within the app's latency objective."""
+    gateway = _gateway(request)
+    with gateway.metrics.observe("app", _target(request, gateway)):
+        app, body = await _read(request, gateway, PREDICT_KEYS)
+        if ("input" in body) == ("inputs" in body):
+            raise BadRequest('send one row as "input" or a list of rows as "inputs" (not both)')
+        single = "input" in body
+        if single:
+            rows = [body["input"]]
+        else:
+            rows = body["inputs"]
+            if not isinstance(rows, list) or not rows:
+                raise BadRequest("inputs: expected a non-empty list of rows")
+        field = "input" if single else "inputs"
+        answer = await app.predict(rows, _user(body), gateway.model, field)
+        if answer.default:
+            gateway.metrics.defaults.labels(app.name).inc()
+        result: dict[str, Any] = {
+            ("output" if single else "outputs"): answer.rows[0] if single else answer.rows,
+            "default": answer.default,
+            "query_id": answer.query_id,
+        }
+        if answer.explanation:
+            result["explanation"] = answer.explanation
+        return json_response(result)
+
+
+async def feedback(request: Request) -> Response:
+    """Record a labelled example for the app (the correction layer learns from these)."""
+    gateway = _gateway(request)
+    with gateway.metrics.observe("feedback", _target(request, gateway)):
+        app, body = await _read(request, gateway, FEEDBACK_KEYS)
+        for key in ("input", "label"):
+            if key not in body or body[key] is None:
+                raise BadRequest(f"{key}: missing")
+        query_id = body.get("query_id")
+        if query_id is not None and not isinstance(query_id, str):
+            raise BadRequest("query_id: expected a string")
+        await app.check_feedback_input(body["input"], gateway.model, "input")
+        feedback_id = gateway.store.record_feedback(
+            app.name, _user(body), body["input"], body["label"], query_id
+        )
+        return json_response({"recorded": True, "feedback_id": feedback_id})
+
+
+def app_routes() -> list[Route]:
+    """The routes."""
+    return [
+        Route("/apps/{app}/predict", predict, methods=["POST"]),
+        Route("/apps/{app}/feedback", feedback, methods=["POST"]),
+    ]

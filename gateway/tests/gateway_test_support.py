@@ -1,0 +1,66 @@
+"""Helpers for the gateway's tests: models to serve and configurations to serve them with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+SDK_TESTS = Path(__file__).resolve().parents[2] / "sdk" / "tests"
+SLOW_PLUGIN = "sdk_test_plugins:slow"
+ADMIN_TOKEN = "test-admin-token"
+TOPICS = {
+    "sports": ["match", "goal", "team", "score", "coach"],
+    "weather": ["rain", "sunny", "storm", "cloud", "wind"],
+}
+
+
+def sentences(count: int, seed: int) -> tuple[list[str], list[str]]:
+    """Generated sentences about two topics, and their topics."""
+    rng = np.random.default_rng(seed)
+    names = sorted(TOPICS)
+    texts, topics = [], []
+    for _ in range(count):
+        topic = names[int(rng.integers(len(names)))]
+        texts.append(" ".join(rng.choice(TOPICS[topic], size=4)))
+        topics.append(topic)
+    return texts, topics
+
+
+def write_config(folder: Path, text: str, name: str = "ketch.toml") -> Path:
+    """Write a configuration file; its path."""
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def digits_config(folder: Path, model: Path, count: int = 1) -> Path:
+    """A gateway with an admin token, the digits model (``count`` managed wrappers) and an app."""
+    return write_config(
+        folder,
+        f"""
+[gateway]
+admin_token = "{ADMIN_TOKEN}"
+
+[[models]]
+name = "digits"
+  [[models.versions]]
+  version = "1"
+  plugin = "sklearn"
+  path = "{model}"
+  count = {count}
+
+[[apps]]
+name = "digits"
+models = ["digits"]
+latency_objective_ms = 5000
+""",
+    )
+
+
+def gateway_env() -> dict[str, str]:
+    """Environment for a gateway whose wrappers may use the SDK's test plugins."""
+    return {"PYTHONPATH": str(SDK_TESTS)}
