@@ -22,7 +22,7 @@ from ketch import (
     ModelRuntime,
     ModelSpec,
 )
-from ketch_vw import sidecar_path
+from ketch_vw import dense_example, sidecar_path
 
 
 def vw_predictions(model: TrainedModel, texts: np.ndarray) -> list[Any]:
@@ -155,6 +155,12 @@ def test_dense_namespace_and_input_name(
         reference.predict("|g " + " ".join(f"{i}:{v}" for i, v in enumerate(row))) for row in rows
     ]
     np.testing.assert_allclose(runtime.predict({"x": rows})["prediction"], expected, rtol=1e-6)
+
+
+def test_dense_example_writes_what_a_dense_model_reads() -> None:
+    assert dense_example([0.5, 0, 2], "f") == "|f 0:0.5 2:2"
+    assert dense_example(np.array([0.5, 0.0, 2.0]), "g") == "|g 0:0.5 2:2.0"
+    assert dense_example(np.array([3, 0, 1], dtype=np.int32), "f") == "|f 0:3 2:1"
 
 
 def test_a_rows_own_label_and_tag_are_ignored(

@@ -68,13 +68,14 @@ def single_line_example(text: str, input_name: str, index: int) -> str:
     return _features(stripped, input_name, index)
 
 
-def dense_example(row: Sequence[float], namespace: str) -> str:
+def dense_example(row: Sequence[float] | np.ndarray, namespace: str) -> str:
     """The VW example for one dense row: column ``i`` is feature ``i`` of ``namespace``.
 
     Zeros are left out, as VW itself drops zero-valued features. Use it to write
     training examples that a ``input=dense`` model will understand.
     """
-    features = " ".join([f"{column}:{value!r}" for column, value in enumerate(row) if value])
+    values = row.tolist() if isinstance(row, np.ndarray) else row
+    features = " ".join([f"{column}:{value!r}" for column, value in enumerate(values) if value])
     return f"|{namespace} {features}"
 
 

@@ -17,6 +17,7 @@ plugin serves four kinds of model:
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -112,19 +113,22 @@ def output_specs(info: TaskInfo, actions: int | None) -> tuple[TensorSpec, ...]:
     return (TensorSpec("probabilities", "FP32", (-1, actions)),)
 
 
-def _numeric(labels: np.ndarray, shape: str) -> np.ndarray:
+def _numbers(labels: np.ndarray, shape: str) -> list[Any]:
+    """The labels as Python numbers (plain loops beat numpy on the few rows of an update)."""
     if labels.dtype.kind not in "iuf":
         raise InvalidInputError(f"labels: expected numbers, {shape}, got datatype {labels.dtype}")
-    values = labels.astype(np.float64)
-    if not np.isfinite(values).all():
-        raise InvalidInputError("labels: NaN or infinity cannot be learnt from")
+    values: list[Any] = labels.tolist()
+    if labels.dtype.kind == "f":
+        flat = values if labels.ndim == 1 else [value for row in values for value in row]
+        if not all(math.isfinite(value) for value in flat):
+            raise InvalidInputError("labels: NaN or infinity cannot be learnt from")
     return values
 
 
-def _whole(values: np.ndarray, what: str) -> np.ndarray:
-    if not np.array_equal(values, np.round(values)):
+def _whole(values: list[Any], what: str) -> list[int]:
+    if any(value != int(value) for value in values):
         raise InvalidInputError(f"labels: expected whole numbers ({what})")
-    return values.astype(np.int64)
+    return [int(value) for value in values]
 
 
 def scalar_label_texts(info: TaskInfo, labels: np.ndarray) -> list[str]:
@@ -133,22 +137,22 @@ def scalar_label_texts(info: TaskInfo, labels: np.ndarray) -> list[str]:
         raise InvalidInputError(
             f"labels: expected one number per row (shape [-1]), got shape {list(labels.shape)}"
         )
-    values = _numeric(labels, "one per row")
+    values = _numbers(labels, "one per row")
     if info.task is Task.REGRESSION:
-        return [repr(value) for value in values.tolist()]
+        return [repr(float(value)) for value in values]
     if info.task is Task.BINARY:
         classes = _whole(values, "-1 or 1")
-        if not np.isin(classes, (-1, 0, 1)).all():
+        if any(value not in (-1, 0, 1) for value in classes):
             raise InvalidInputError("labels: a binary model learns from -1 (or 0) and 1")
-        return ["1" if value == 1 else "-1" for value in classes.tolist()]
+        return ["1" if value == 1 else "-1" for value in classes]
     assert info.classes is not None
     classes = _whole(values, f"classes 1 to {info.classes}")
-    if classes.size and (classes.min() < 1 or classes.max() > info.classes):
+    if classes and (min(classes) < 1 or max(classes) > info.classes):
         raise InvalidInputError(
             f"labels: VW numbers this model's classes 1 to {info.classes}; got "
-            f"{int(classes.min())} to {int(classes.max())}"
+            f"{min(classes)} to {max(classes)}"
         )
-    return [str(value) for value in classes.tolist()]
+    return [str(value) for value in classes]
 
 
 def bandit_labels(labels: np.ndarray, action_counts: list[int]) -> list[tuple[int, float, float]]:
@@ -158,12 +162,10 @@ def bandit_labels(labels: np.ndarray, action_counts: list[int]) -> list[tuple[in
             "labels: a contextual-bandit model learns from rows of (action index from 0, "
             f"cost, probability of the action), shape [-1, 3]; got shape {list(labels.shape)}"
         )
-    values = _numeric(labels, "shape [-1, 3]")
-    actions = _whole(values[:, 0], "action indices from 0")
+    rows = _numbers(labels, "shape [-1, 3]")
+    actions = _whole([row[0] for row in rows], "action indices from 0")
     checked = []
-    for row, (action, cost, probability) in enumerate(
-        zip(actions.tolist(), values[:, 1].tolist(), values[:, 2].tolist(), strict=True)
-    ):
+    for row, (action, (_, cost, probability)) in enumerate(zip(actions, rows, strict=True)):
         if not 0 <= action < action_counts[row]:
             raise InvalidInputError(
                 f"labels: row {row} chose action {action}, but the row has "
@@ -174,7 +176,7 @@ def bandit_labels(labels: np.ndarray, action_counts: list[int]) -> list[tuple[in
                 f"labels: row {row}: the probability of the chosen action must be in (0, 1], "
                 f"got {probability}"
             )
-        checked.append((action, cost, probability))
+        checked.append((action, float(cost), float(probability)))
     return checked
 
 
