@@ -308,6 +308,23 @@ def test_save_path_elsewhere_and_resuming_from_it(
     np.testing.assert_array_equal(predictions_of(framework, state, model.test.texts), learnt)
 
 
+def test_a_save_path_that_is_no_model_is_not_resumed_from(
+    framework: Framework,
+    vw_models: dict[str, TrainedModel],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    model = vw_models["regression"]
+    state = tmp_path / "learnt.vw"
+    state.write_text("not a model")
+    runtime = load(framework, model.path, save_path=str(state))
+    assert "learnt.vw is not a VW model file: starting from" in caplog.text
+    expected = predictions_of(framework, model.path, model.test.texts)
+    np.testing.assert_array_equal(
+        runtime.predict({"input": model.test.texts})["prediction"], expected
+    )
+
+
 def test_a_failed_save_is_logged_and_retried(
     framework: Framework,
     model_copy: Callable[[str], TrainedModel],

@@ -112,7 +112,14 @@ def _save_path(spec: ModelSpec, options: VwOptions) -> Path | None:
 def _model_file(spec: ModelSpec, save_path: Path | None) -> Path:
     """The file to load: a saved state at ``save_path`` when one exists, else the model."""
     model = Path(spec.path)
-    if save_path is None or save_path == model.absolute() or vw_version(save_path) is None:
+    if save_path is None or save_path == model.absolute() or not save_path.exists():
+        return model
+    if vw_version(save_path) is None:
+        _log.warning(
+            "%s is not a VW model file: starting from %s, and the next save replaces it",
+            save_path,
+            model,
+        )
         return model
     _log.info("resuming from the learned state saved at %s (instead of %s)", save_path, model)
     return save_path
