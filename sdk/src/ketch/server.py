@@ -137,7 +137,9 @@ class _InferenceService:
         return pb.ModelReadyResponse(ready=self.state.ready)
 
     def server_metadata(self, request: pb.ServerMetadataRequest) -> pb.ServerMetadataResponse:
-        extensions = ["ketch_observe"] if self.state.framework.observes else []
+        runtime = self.state.runtime
+        observes = runtime.observes if runtime is not None else self.state.framework.observes
+        extensions = ["ketch_observe"] if observes else []
         return pb.ServerMetadataResponse(
             name=SERVER_NAME, version=__version__, extensions=extensions
         )
