@@ -73,6 +73,11 @@ def test_health_readiness_and_metadata(client: WrapperClient) -> None:
     assert metadata.platform == "numpy-softmax"
     assert [(t.name, t.datatype, t.shape) for t in metadata.inputs] == [("input", "FP32", (-1, 64))]
     assert [t.name for t in metadata.outputs] == ["probabilities", "label"]
+    capabilities = client.capabilities()
+    assert capabilities.devices == ("cpu",)
+    assert capabilities.observe
+    assert capabilities.max_batch == 64
+    assert (capabilities.tolerance.rtol, capabilities.tolerance.atol) == (1e-5, 1e-6)
 
 
 def test_infer_matches_the_model_in_process(

@@ -21,9 +21,11 @@ from ketch_gateway.config_reader import ConfigError, Reader
 from ketch_gateway.toml_lines import TomlLines
 
 __all__ = [
+    "BATCH_POLICIES",
     "DEFAULT_ADMIN_TOKEN_VARIABLE",
     "POLICIES",
     "AppConfig",
+    "BatchingConfig",
     "ConfigError",
     "GatewayConfig",
     "GatewaySettings",
@@ -38,6 +40,7 @@ __all__ = [
 ]
 
 POLICIES: Final = ("single",)
+BATCH_POLICIES: Final = ("aimd", "fixed", "none")
 DEFAULT_ADMIN_TOKEN_VARIABLE: Final = "KETCH_ADMIN_TOKEN"
 
 
@@ -63,13 +66,38 @@ class VersionConfig:
 
 
 @dataclass(frozen=True)
+class BatchingConfig:
+    """How a model's requests are queued and batched for its replicas.
+
+    ``aimd`` sizes batches adaptively: up by ``step`` rows while a batch takes less than
+    ``objective_ms`` less ``margin`` (a fraction), down by ``decrease`` (10%) when it takes
+    longer. ``fixed`` takes ``size`` rows. ``none`` sends each request on its own, at once.
+    ``delay_ms`` waits that long for more rows when a batch is not full.
+    ``objective_ms`` defaults to half the smallest latency objective of the apps that
+    link the model (20 ms when none does), leaving the other half for queueing.
+    """
+
+    policy: str = "aimd"
+    objective_ms: float | None = None
+    step: int = 4
+    margin: float = 0.1
+    decrease: float = 0.9
+    size: int = 32
+    delay_ms: float = 0.0
+    max_batch: int | None = None
+    max_in_flight: int = 1
+    max_queue: int = 2048
+
+
+@dataclass(frozen=True)
 class ModelConfig:
-    """A model: its versions, the one served by default, and how long a call may take."""
+    """A model: its versions, the one served by default, how long a call may take, batching."""
 
     name: str
     versions: tuple[VersionConfig, ...]
     current_version: str
     timeout_ms: float = 30_000.0
+    batching: BatchingConfig = field(default_factory=BatchingConfig)
 
     def version(self, name: str) -> VersionConfig | None:
         """The version called ``name``."""
@@ -170,9 +198,57 @@ def read_version(reader: Reader, base: Path) -> VersionConfig:
     return VersionConfig(version, addresses, launch)
 
 
+def read_batching(reader: Reader) -> BatchingConfig:
+    """A ``[models.batching]`` table."""
+    reader.check_keys(
+        {
+            "policy",
+            "objective_ms",
+            "step",
+            "margin",
+            "decrease",
+            "size",
+            "delay_ms",
+            "max_batch",
+            "max_in_flight",
+            "max_queue",
+        }
+    )
+    policy = reader.string("policy", "aimd")
+    if policy not in BATCH_POLICIES:
+        raise reader.error(
+            "policy",
+            f"unknown batching policy {policy!r}; expected one of {', '.join(BATCH_POLICIES)}",
+        )
+    margin = reader.number("margin", 0.1, minimum=0, inclusive=True)
+    if margin >= 1:
+        raise reader.error("margin", f"is a fraction of the objective below 1, got {margin}")
+    decrease = reader.number("decrease", 0.9, minimum=0)
+    if decrease >= 1:
+        raise reader.error(
+            "decrease", f"multiplies the batch size on a miss: below 1, got {decrease}"
+        )
+    return BatchingConfig(
+        policy=policy,
+        objective_ms=reader.number("objective_ms", minimum=0)
+        if "objective_ms" in reader.data
+        else None,
+        step=reader.integer("step", 4, minimum=1),
+        margin=margin,
+        decrease=decrease,
+        size=reader.integer("size", 32, minimum=1),
+        delay_ms=reader.number("delay_ms", 0.0, minimum=0, inclusive=True),
+        max_batch=reader.optional_integer("max_batch", minimum=1),
+        max_in_flight=reader.integer("max_in_flight", 1, minimum=1),
+        max_queue=reader.integer("max_queue", 2048, minimum=1),
+    )
+
+
 def read_model(reader: Reader, base: Path) -> ModelConfig:
     """One ``[[models]]`` table."""
-    reader.check_keys({"name", "version", "versions", "timeout_ms"}, {"name", "versions"})
+    reader.check_keys(
+        {"name", "version", "versions", "timeout_ms", "batching"}, {"name", "versions"}
+    )
     name = reader.string("name")
     versions = tuple(read_version(item, base) for item in reader.tables("versions", required=True))
     if not versions:
@@ -187,7 +263,12 @@ def read_model(reader: Reader, base: Path) -> ModelConfig:
     current = reader.string("version", versions[-1].version)
     if current not in seen:
         raise reader.error("version", f"{current!r} is not one of the versions ({', '.join(seen)})")
-    return ModelConfig(name, versions, current, reader.number("timeout_ms", 30_000.0, minimum=0))
+    batching = (
+        read_batching(reader.child("batching")) if "batching" in reader.data else BatchingConfig()
+    )
+    return ModelConfig(
+        name, versions, current, reader.number("timeout_ms", 30_000.0, minimum=0), batching
+    )
 
 
 def read_app(reader: Reader, models: Mapping[str, ModelConfig] | None = None) -> AppConfig:

@@ -122,15 +122,23 @@ class Reader:
         """A whole number, or None when absent."""
         return self.integer(key, minimum=minimum) if key in self.data else None
 
-    def number(self, key: str, default: float | None = None, minimum: float | None = None) -> float:
-        """A number (integer or float), greater than ``minimum`` when given."""
+    def number(
+        self,
+        key: str,
+        default: float | None = None,
+        minimum: float | None = None,
+        *,
+        inclusive: bool = False,
+    ) -> float:
+        """A number (integer or float), greater than ``minimum`` (or equal, if ``inclusive``)."""
         if key not in self.data:
             if default is None:
                 raise self.error(key, "missing")
             return default
         value = float(self._get(key, (int, float), "a number"))
-        if minimum is not None and value <= minimum:
-            raise self.error(key, f"must be greater than {minimum}, got {value}")
+        if minimum is not None and (value < minimum if inclusive else value <= minimum):
+            relation = "at least" if inclusive else "greater than"
+            raise self.error(key, f"must be {relation} {minimum}, got {value}")
         return value
 
     def boolean(self, key: str, default: bool) -> bool:

@@ -29,6 +29,7 @@ __all__ = ["ADMIN_OPERATIONS", "Gateway"]
 _log = logging.getLogger(__name__)
 
 PROBE_INTERVAL_S = 1.0
+DEFAULT_BATCH_OBJECTIVE_S = 0.02
 
 
 def _text(body: dict[str, Any], key: str) -> str:
@@ -46,9 +47,12 @@ class Gateway:
         self.settings = config.settings
         self.base = config.source.resolve().parent if config.source else Path.cwd()
         self.restart = restart or RestartPolicy()
-        self.models: dict[str, Model] = {m.name: Model(m, self.restart) for m in config.models}
-        self.apps: dict[str, App] = {a.name: App(a) for a in config.apps}
         self.metrics = Metrics()
+        self.models: dict[str, Model] = {
+            m.name: Model(m, self.restart, self.metrics) for m in config.models
+        }
+        self.apps: dict[str, App] = {a.name: App(a) for a in config.apps}
+        self._refresh_objectives()
         self.store = SqliteStateStore(self.settings.state_path)
         self.started = False
         self._changes = asyncio.Lock()
@@ -61,6 +65,7 @@ class Gateway:
                 await self._apply(operation, body)
             except (ApiError, ConfigError) as error:
                 _log.warning("skipping the recorded admin change %s %s: %s", operation, body, error)
+        self._refresh_objectives()
         await asyncio.gather(*(model.start() for model in self.models.values()))
         self.started = True
         self._prober = asyncio.get_running_loop().create_task(self._probe_forever())
@@ -80,6 +85,14 @@ class Gateway:
             for model in list(self.models.values()):
                 for version in list(model.versions.values()):
                     await version.replicas.probe_unhealthy()
+
+    def _refresh_objectives(self) -> None:
+        """Aim each model's batches at half the tightest objective of the apps that use it."""
+        for model in self.models.values():
+            objectives = [app.objective_s for app in self.apps.values() if model.name in app.models]
+            model.set_batch_objective(
+                min(objectives) / 2 if objectives else DEFAULT_BATCH_OBJECTIVE_S
+            )
 
     def model(self, name: str) -> Model:
         """The model called ``name``; NotFound lists the models there are."""
@@ -106,6 +119,7 @@ class Gateway:
                 result = await self._apply(operation, body)
             except ConfigError as error:
                 raise BadRequest(str(error)) from None
+            self._refresh_objectives()
             self.store.record_admin_change(*_as_recorded(operation, body, result))
             return result
 
@@ -119,7 +133,7 @@ class Gateway:
         config = read_model(Reader(body), self.base)
         if config.name in self.models:
             raise Conflict(f"model {config.name!r} already exists")
-        model = Model(config, self.restart)
+        model = Model(config, self.restart, self.metrics)
         self.models[config.name] = model
         if self.started:
             await model.start()

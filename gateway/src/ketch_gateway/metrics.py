@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 __all__ = ["CONTENT_TYPE", "Metrics", "RequestOutcome"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 LATENCY_BUCKETS = (
     0.0005,
     0.001,
@@ -72,6 +73,53 @@ class Metrics:
             "ketch_app_default_outputs",
             "App answers that were the default output (objective missed or model unavailable).",
             ["app"],
+            registry=self.registry,
+        )
+
+        self.batch_size = Histogram(
+            "ketch_batch_size_rows",
+            "Rows per batch sent to a replica.",
+            ["model", "version"],
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "ketch_queue_depth",
+            "Requests waiting in a model version's queue.",
+            ["model", "version"],
+            registry=self.registry,
+        )
+        self.queue_wait = Histogram(
+            "ketch_queue_wait_seconds",
+            "Time a request waited in the queue before its batch was sent.",
+            ["model", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.replica_latency = Histogram(
+            "ketch_replica_latency_seconds",
+            "Time a replica took to answer a batch.",
+            ["model", "version", "replica"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_target = Gauge(
+            "ketch_batch_target_rows",
+            "The batch size controller's current target, per replica.",
+            ["model", "version", "replica"],
+            registry=self.registry,
+        )
+        self.shed = Counter(
+            "ketch_shed_requests",
+            "Requests refused with 503 because the queue was full.",
+            ["model", "version"],
+            registry=self.registry,
+        )
+        self.expired = Counter(
+            "ketch_expired_requests",
+            "Requests whose deadline passed before an answer: still queued (never sent) "
+            "or in flight.",
+            ["model", "version", "stage"],
             registry=self.registry,
         )
 

@@ -6,8 +6,10 @@ import asyncio
 import logging
 
 from ketch import Signature, WrapperCallError
-from ketch_gateway.config import ModelConfig, VersionConfig
+from ketch_gateway.batcher import BatchingPredictor
+from ketch_gateway.config import BatchingConfig, ModelConfig, VersionConfig
 from ketch_gateway.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
+from ketch_gateway.metrics import Metrics
 from ketch_gateway.predictor import DirectPredictor, Predictor
 from ketch_gateway.replicas import Replica, ReplicaSet
 from ketch_gateway.supervisor import ManagedWrapper, RestartPolicy
@@ -24,7 +26,14 @@ class ModelVersion:
     started, so that the admin changes recorded in the state store can be replayed first.
     """
 
-    def __init__(self, model: str, config: VersionConfig, restart: RestartPolicy) -> None:
+    def __init__(
+        self,
+        model: str,
+        config: VersionConfig,
+        restart: RestartPolicy,
+        batching: BatchingConfig,
+        metrics: Metrics,
+    ) -> None:
         self.model = model
         self.version = config.version
         self.config = config
@@ -35,7 +44,11 @@ class ModelVersion:
         self.desired = config.launch.count if config.launch else 0
         self.managed: list[ManagedWrapper] = []
         self.signature: Signature | None = None
-        self.predictor: Predictor = DirectPredictor(model, self.replicas)
+        self.predictor: Predictor = (
+            DirectPredictor(model, self.replicas)
+            if batching.policy == "none"
+            else BatchingPredictor(model, config.version, self.replicas, batching, metrics)
+        )
         self.started = False
         self._launched = 0
 
@@ -50,6 +63,7 @@ class ModelVersion:
     async def _connect(self, address: str) -> None:
         replica = Replica(address)
         self.replicas.add(replica)
+        self.predictor.replicas_changed()
         if not await replica.probe():
             _log.warning("%s: replica %s is not answering yet; probing", self.label, address)
 
@@ -69,6 +83,7 @@ class ModelVersion:
             raise NotFound(f"{self.label} has no external replica {address} (external: {known})")
         self.addresses.remove(address)
         replica = self.replicas.remove(address)
+        self.predictor.replicas_changed()
         if replica is not None:
             await replica.close()
 
@@ -101,6 +116,7 @@ class ModelVersion:
         await wrapper.stop()
         if wrapper.address is not None:
             replica = self.replicas.remove(wrapper.address)
+            self.predictor.replicas_changed()
             if replica is not None:
                 await replica.close()
 
@@ -115,6 +131,7 @@ class ModelVersion:
             else:
                 replica.append(Replica(address, managed=True))
                 self.replicas.add(replica[0])
+                self.predictor.replicas_changed()
             replica[0].healthy = True
 
         def on_exit() -> None:
@@ -147,8 +164,19 @@ class ModelVersion:
             self.signature = Signature(
                 inputs=metadata.inputs, outputs=metadata.outputs, platform=metadata.platform
             )
+            await self._learn_max_batch(replica)
             return self.signature
         return None
+
+    async def _learn_max_batch(self, replica: Replica) -> None:
+        """Bound batches by the wrapper's declared maximum (Ketch wrappers say it)."""
+        launched = self.config.launch.max_batch if self.config.launch else None
+        try:
+            declared = (await replica.client.capabilities(model=self.model)).max_batch
+        except WrapperCallError:  # not a Ketch wrapper: only the configured bound applies
+            declared = None
+        bounds = [bound for bound in (launched, declared) if bound]
+        self.predictor.set_max_batch(min(bounds) if bounds else None)
 
     async def require_signature(self) -> Signature:
         """The signature, or ServiceUnavailable when no replica can give it."""
@@ -160,7 +188,8 @@ class ModelVersion:
         return signature
 
     async def stop(self) -> None:
-        """Stop the managed wrappers and close every channel."""
+        """Answer what is queued, stop the managed wrappers and close every channel."""
+        await self.predictor.close()
         await asyncio.gather(*(wrapper.stop() for wrapper in self.managed))
         await self.replicas.close()
 
@@ -172,20 +201,34 @@ class ModelVersion:
             "addresses": list(self.addresses),
             "replicas": [replica.describe() for replica in self.replicas.replicas],
             "wrappers": [wrapper.describe() for wrapper in self.managed],
+            "batching": self.predictor.describe(),
         }
 
 
 class Model:
     """A model: its versions and which one answers when a request names none."""
 
-    def __init__(self, config: ModelConfig, restart: RestartPolicy) -> None:
+    def __init__(self, config: ModelConfig, restart: RestartPolicy, metrics: Metrics) -> None:
         self.name = config.name
         self.config = config
         self.current = config.current_version
         self.timeout_s = config.timeout_ms / 1000.0
         self.restart = restart
-        self.versions = {v.version: ModelVersion(config.name, v, restart) for v in config.versions}
+        self.metrics = metrics
+        self.batch_objective_s = 0.02
+        self.versions = {v.version: self._version(v) for v in config.versions}
         self.started = False
+
+    def _version(self, config: VersionConfig) -> ModelVersion:
+        version = ModelVersion(self.name, config, self.restart, self.config.batching, self.metrics)
+        version.predictor.set_objective(self.batch_objective_s)
+        return version
+
+    def set_batch_objective(self, seconds: float) -> None:
+        """The latency every version's batches aim under (unless configured explicitly)."""
+        self.batch_objective_s = seconds
+        for version in self.versions.values():
+            version.predictor.set_objective(seconds)
 
     def version(self, name: str | None = None) -> ModelVersion:
         """The version called ``name``, or the current one; NotFound when there is none."""
@@ -206,7 +249,7 @@ class Model:
         """Add a version (and start it, when the model runs)."""
         if config.version in self.versions:
             raise Conflict(f"model {self.name!r} already has version {config.version!r}")
-        version = ModelVersion(self.name, config, self.restart)
+        version = self._version(config)
         self.versions[config.version] = version
         if self.started:
             await version.start()

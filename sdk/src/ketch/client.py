@@ -22,7 +22,7 @@ from grpc_health.v1 import health_pb2
 from ketch.errors import WrapperCallError
 from ketch.proto import grpc_service_pb2 as pb
 from ketch.proto import ketch_observe_pb2 as observe_pb
-from ketch.signature import TensorSpec
+from ketch.signature import Capabilities, TensorSpec, Tolerance
 from ketch.wire import infer_request, response_arrays, tensor_header
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
 
 _INFERENCE: Final = "/inference.GRPCInferenceService/"
 _OBSERVE: Final = "/ketch.v1.ObserveService/Observe"
+_CAPABILITIES: Final = "/ketch.v1.ModelService/Capabilities"
 _HEALTH: Final = "/grpc.health.v1.Health/Check"
 DEFAULT_MAX_MESSAGE_BYTES: Final = 256 * 1024 * 1024
 
@@ -67,6 +68,15 @@ class ObserveResult:
 
     changed: bool
     rows: int
+
+
+def _capabilities(response: observe_pb.CapabilitiesResponse) -> Capabilities:
+    return Capabilities(
+        devices=tuple(response.devices),
+        observe=response.observe,
+        max_batch=response.max_batch or None,
+        tolerance=Tolerance(rtol=response.rtol, atol=response.atol),
+    )
 
 
 def _tensor_specs(
@@ -197,6 +207,13 @@ class WrapperClient:
         response = self._call(_INFERENCE + "ModelMetadata", request, pb.ModelMetadataResponse)
         return _model_metadata(response)
 
+    def capabilities(self, model: str | None = None, version: str = "") -> Capabilities:
+        """What the model can do beyond ModelMetadata: devices, observe, maximum batch."""
+        request = observe_pb.CapabilitiesRequest(
+            model_name=self.model if model is None else model, model_version=version
+        )
+        return _capabilities(self._call(_CAPABILITIES, request, observe_pb.CapabilitiesResponse))
+
     def infer(
         self,
         inputs: Mapping[str, np.ndarray],
@@ -315,6 +332,14 @@ class AsyncWrapperClient:
         )
         response = await self._call(_INFERENCE + "ModelMetadata", request, pb.ModelMetadataResponse)
         return _model_metadata(response)
+
+    async def capabilities(self, model: str | None = None, version: str = "") -> Capabilities:
+        """What the model can do beyond ModelMetadata: devices, observe, maximum batch."""
+        request = observe_pb.CapabilitiesRequest(
+            model_name=self.model if model is None else model, model_version=version
+        )
+        response = await self._call(_CAPABILITIES, request, observe_pb.CapabilitiesResponse)
+        return _capabilities(response)
 
     async def infer(
         self,

@@ -34,10 +34,17 @@ from ketch.runtime import ModelRuntime
 from ketch.version import __version__
 from ketch.wire import decode_tensors, infer_response
 
-__all__ = ["INFERENCE_SERVICE", "OBSERVE_SERVICE", "WrapperServer", "grpc_address"]
+__all__ = [
+    "INFERENCE_SERVICE",
+    "MODEL_SERVICE",
+    "OBSERVE_SERVICE",
+    "WrapperServer",
+    "grpc_address",
+]
 
 INFERENCE_SERVICE: Final = "inference.GRPCInferenceService"
 OBSERVE_SERVICE: Final = "ketch.v1.ObserveService"
+MODEL_SERVICE: Final = "ketch.v1.ModelService"
 SERVER_NAME: Final = "ketch"
 
 _log = logging.getLogger(__name__)
@@ -170,6 +177,19 @@ class _InferenceService:
             outputs, datatypes, model=runtime.name, version=runtime.version, request_id=request.id
         )
 
+    def capabilities(
+        self, request: observe_pb.CapabilitiesRequest
+    ) -> observe_pb.CapabilitiesResponse:
+        runtime = self.state.model(request.model_name, request.model_version)
+        capabilities = runtime.signature.capabilities
+        return observe_pb.CapabilitiesResponse(
+            devices=list(capabilities.devices),
+            observe=runtime.observes,
+            max_batch=capabilities.max_batch or 0,
+            rtol=capabilities.tolerance.rtol,
+            atol=capabilities.tolerance.atol,
+        )
+
     def observe(self, request: observe_pb.ObserveRequest) -> observe_pb.ObserveResponse:
         runtime = self.state.model(request.model_name, request.model_version)
         inputs = decode_tensors(request.inputs, request.raw_input_contents)
@@ -206,7 +226,11 @@ def _handlers(service: _InferenceService) -> list[grpc.GenericRpcHandler[Any, An
     observe = grpc.method_handlers_generic_handler(
         OBSERVE_SERVICE, {"Observe": _unary(service.observe, observe_pb.ObserveRequest)}
     )
-    return [inference, observe]
+    model = grpc.method_handlers_generic_handler(
+        MODEL_SERVICE,
+        {"Capabilities": _unary(service.capabilities, observe_pb.CapabilitiesRequest)},
+    )
+    return [inference, observe, model]
 
 
 class WrapperServer:

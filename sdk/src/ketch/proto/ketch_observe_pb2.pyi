@@ -30,3 +30,25 @@ class ObserveResponse(_message.Message):
     changed: bool
     rows: int
     def __init__(self, changed: _Optional[bool] = ..., rows: _Optional[int] = ...) -> None: ...
+
+class CapabilitiesRequest(_message.Message):
+    __slots__ = ("model_name", "model_version")
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    model_name: str
+    model_version: str
+    def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[str] = ...) -> None: ...
+
+class CapabilitiesResponse(_message.Message):
+    __slots__ = ("devices", "observe", "max_batch", "rtol", "atol")
+    DEVICES_FIELD_NUMBER: _ClassVar[int]
+    OBSERVE_FIELD_NUMBER: _ClassVar[int]
+    MAX_BATCH_FIELD_NUMBER: _ClassVar[int]
+    RTOL_FIELD_NUMBER: _ClassVar[int]
+    ATOL_FIELD_NUMBER: _ClassVar[int]
+    devices: _containers.RepeatedScalarFieldContainer[str]
+    observe: bool
+    max_batch: int
+    rtol: float
+    atol: float
+    def __init__(self, devices: _Optional[_Iterable[str]] = ..., observe: _Optional[bool] = ..., max_batch: _Optional[int] = ..., rtol: _Optional[float] = ..., atol: _Optional[float] = ...) -> None: ...

@@ -1,0 +1,211 @@
+"""The model abstraction layer in a real gateway: batching, deadlines, shedding, replicas."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from gateway_test_support import ADMIN_TOKEN, AUTH, gateway_env, write_config
+from prometheus_client.parser import text_string_to_metric_families
+
+from ketch_gateway import GatewayProcess, start_gateway
+
+
+@pytest.fixture(scope="module")
+def batching_gateway(
+    tmp_path_factory: pytest.TempPathFactory, digits_model: Path, softmax_model: Path
+) -> Iterator[GatewayProcess]:
+    config = write_config(
+        tmp_path_factory.mktemp("batching"),
+        f"""
+[gateway]
+admin_token = "{ADMIN_TOKEN}"
+
+[[models]]
+name = "digits"
+  [models.batching]
+  policy = "aimd"
+  objective_ms = 50
+  step = 8
+  delay_ms = 5
+  [[models.versions]]
+  version = "1"
+  plugin = "sklearn"
+  path = "{digits_model}"
+  max_batch = 16
+  count = 2
+
+[[models]]
+name = "slow"
+  [models.batching]
+  policy = "fixed"
+  size = 1
+  max_queue = 3
+  [[models.versions]]
+  version = "1"
+  plugin = "sdk_test_plugins:slow"
+  path = "{softmax_model}"
+  options = {{ predict_delay = "0.4" }}
+
+[[apps]]
+name = "digits"
+models = ["digits"]
+latency_objective_ms = 10000
+default_output = -1
+
+[[apps]]
+name = "slow"
+models = ["slow"]
+latency_objective_ms = 150
+default_output = "late"
+""",
+    )
+    with start_gateway(config, env=gateway_env()) as process:
+        yield process
+
+
+def metric(url: str, name: str, **labels: str) -> float:
+    text = httpx.get(f"{url}/metrics").text
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+def predict(url: str, row: list[float], app: str = "digits") -> httpx.Response:
+    return httpx.post(f"{url}/apps/{app}/predict", json={"input": row}, timeout=30)
+
+
+def test_concurrent_requests_are_batched_and_answered_correctly(
+    batching_gateway: GatewayProcess, digits: Any, digits_classifier: Any
+) -> None:
+    rows = digits[0][:200]
+    expected = digits_classifier.predict(rows).tolist()
+    url = batching_gateway.url
+    batches_before = metric(url, "ketch_batch_size_rows_count", model="digits")
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        answers = list(pool.map(lambda row: predict(url, row.tolist()), rows))
+    assert all(a.status_code == 200 for a in answers)
+    assert [a.json()["output"] for a in answers] == expected
+    batches = metric(url, "ketch_batch_size_rows_count", model="digits") - batches_before
+    assert 0 < batches < len(rows), "32 concurrent clients should share batches"
+
+
+def test_batches_never_exceed_the_wrappers_maximum(batching_gateway: GatewayProcess) -> None:
+    url = batching_gateway.url
+    total = metric(url, "ketch_batch_size_rows_count", model="digits")
+    within = metric(url, "ketch_batch_size_rows_bucket", model="digits", le="16.0")
+    assert total > 0
+    assert within == total
+    models = httpx.get(f"{url}/admin/models", headers=AUTH).json()["models"]
+    digits = next(m for m in models if m["name"] == "digits")
+    batching = digits["versions"][0]["batching"]
+    assert batching["policy"] == "aimd"
+    assert batching["max_batch"] == 16
+    assert all(1 <= target <= 16 for target in batching["targets"].values())
+
+
+def test_a_request_bigger_than_the_maximum_is_refused(batching_gateway: GatewayProcess) -> None:
+    answer = httpx.post(
+        f"{batching_gateway.url}/apps/digits/predict", json={"inputs": [[0.0] * 64] * 17}
+    )
+    assert answer.status_code == 400
+    assert "exceeds model 'digits''s maximum batch of 16 rows" in answer.json()["error"]
+
+
+def test_requests_whose_deadline_passes_in_the_queue_are_answered_and_never_sent(
+    batching_gateway: GatewayProcess,
+) -> None:
+    url = batching_gateway.url
+    sent_before = metric(url, "ketch_batch_size_rows_count", model="slow")
+    expired_before = metric(url, "ketch_expired_requests_total", model="slow", stage="queued")
+    request = {
+        "inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [0.0] * 64}]
+    }
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        first = pool.submit(httpx.post, f"{url}/v2/models/slow/infer", json=request, timeout=30)
+        while metric(url, "ketch_batch_size_rows_count", model="slow") == sent_before:
+            time.sleep(0.01)  # the first request is at the wrapper (0.4 s) and holds it
+        late = list(pool.map(lambda _: predict(url, [0.0] * 64, app="slow"), range(2)))
+        assert first.result().status_code == 200
+    bodies = [a.json() for a in late]
+    assert all(b["default"] and b["output"] == "late" for b in bodies)
+    assert all("did not answer" in b["explanation"] for b in bodies)
+    sent = metric(url, "ketch_batch_size_rows_count", model="slow") - sent_before
+    expired = metric(url, "ketch_expired_requests_total", model="slow", stage="queued")
+    assert sent == 1, "only the first request reached the wrapper"
+    assert expired - expired_before == 2
+
+
+def test_a_full_queue_sheds_load_with_retry_after(batching_gateway: GatewayProcess) -> None:
+    url = batching_gateway.url
+    request = {
+        "inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [0.0] * 64}]
+    }
+    shed_before = metric(url, "ketch_shed_requests_total", model="slow")
+
+    def infer(_: int) -> httpx.Response:
+        return httpx.post(f"{url}/v2/models/slow/infer", json=request, timeout=60)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(infer, range(8)))
+    statuses = sorted(a.status_code for a in answers)
+    assert set(statuses) <= {200, 503}
+    shed = [a for a in answers if a.status_code == 503]
+    assert shed, statuses
+    assert all(a.headers["retry-after"] == "1" for a in shed)
+    assert all("is overloaded" in a.json()["error"] for a in shed)
+    assert metric(url, "ketch_shed_requests_total", model="slow") - shed_before == len(shed)
+
+
+def test_killing_one_of_two_replicas_under_load_loses_no_request(
+    batching_gateway: GatewayProcess, digits: Any, digits_classifier: Any
+) -> None:
+    url = batching_gateway.url
+    models = httpx.get(f"{url}/admin/models", headers=AUTH).json()["models"]
+    wrappers = next(m for m in models if m["name"] == "digits")["versions"][0]["wrappers"]
+    assert len(wrappers) == 2
+    rows = digits[0][:64]
+    expected = digits_classifier.predict(rows).tolist()
+    stop = threading.Event()
+    failures: list[str] = []
+    answered = [0]
+
+    def client(worker: int) -> None:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            index = worker
+            while not stop.is_set():
+                answer = http.post(
+                    "/apps/digits/predict", json={"input": rows[index % 64].tolist()}
+                )
+                body = answer.json()
+                if (
+                    answer.status_code != 200
+                    or body["default"]
+                    or body["output"] != expected[index % 64]
+                ):
+                    failures.append(f"{answer.status_code} {body}")
+                answered[0] += 1
+                index += 7
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)
+    os.kill(wrappers[0]["pid"], signal.SIGKILL)
+    time.sleep(2.0)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert answered[0] > 100
+    assert failures == []
