@@ -1,7 +1,8 @@
-"""The plugin costs other frameworks nothing: TensorFlow is imported on first load only."""
+"""Importing TensorFlow: only on first load, quietly, and with clear errors when it cannot be."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -13,13 +14,14 @@ from ketch_tensorflow.importing import is_startup_noise
 from ketch_tensorflow.startup import process_age_seconds
 
 
-def run_python(code: str) -> str:
+def run_python(code: str, **env: str) -> str:
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
+        env={**os.environ, **env},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout + result.stderr
@@ -37,6 +39,36 @@ def test_discovery_does_not_import_tensorflow() -> None:
         """
     )
     assert "imported: []" in output
+
+
+def test_without_tensorflow_a_load_names_the_extras(digits_keras: Path) -> None:
+    output = run_python(
+        f"""
+        import sys
+        sys.modules["tensorflow"] = None  # what Python does for a module that is not there
+        from ketch import ModelLoadError, ModelSpec, select_framework
+        try:
+            select_framework("tensorflow").load(ModelSpec.from_path({str(digits_keras)!r}))
+        except ModelLoadError as error:
+            print("refused:", error)
+        """
+    )
+    assert "refused: TensorFlow is not installed" in output
+    assert "install ketch-tensorflow[cpu] or ketch-tensorflow[gpu]" in output
+
+
+def test_keras_on_another_backend_is_refused(digits_keras: Path) -> None:
+    output = run_python(
+        f"""
+        from ketch import ModelLoadError, ModelSpec, select_framework
+        try:
+            select_framework("tensorflow").load(ModelSpec.from_path({str(digits_keras)!r}))
+        except ModelLoadError as error:
+            print("refused:", error)
+        """,
+        KERAS_BACKEND="numpy",
+    )
+    assert "refused: Keras is set to the 'numpy' backend (KERAS_BACKEND)" in output
 
 
 @pytest.mark.parametrize(

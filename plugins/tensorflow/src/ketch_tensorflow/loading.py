@@ -7,6 +7,7 @@ input and output specs read from the model's own signature.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,14 +112,23 @@ def _read_savedmodel(path: Path, options: TensorFlowOptions, device: Device) -> 
 # --- Keras 3 ------------------------------------------------------------------------------------
 
 
-def _load_keras_model(path: Path, options: TensorFlowOptions) -> Any:
-    import keras
+def _keras_on_tensorflow() -> Any:
+    """The ``keras`` module, or ModelLoadError when Keras is set to another backend."""
+    chosen = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if chosen == "tensorflow":
+        import keras
 
-    if keras.backend.backend() != "tensorflow":
-        raise ModelLoadError(
-            f"Keras runs on the {keras.backend.backend()!r} backend (KERAS_BACKEND); the "
-            "tensorflow plugin needs KERAS_BACKEND=tensorflow"
-        )
+        chosen = keras.backend.backend()
+        if chosen == "tensorflow":
+            return keras
+    raise ModelLoadError(
+        f"Keras is set to the {chosen!r} backend (KERAS_BACKEND); the tensorflow plugin runs "
+        "Keras models on TensorFlow: set KERAS_BACKEND=tensorflow, or leave it unset"
+    )
+
+
+def _load_keras_model(path: Path, options: TensorFlowOptions) -> Any:
+    keras = _keras_on_tensorflow()
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=not options.trust_pickle)
     except ValueError as error:
