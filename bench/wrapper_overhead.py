@@ -22,6 +22,9 @@ the scenario's model in a temporary folder.
 
 The wrapper's added cost is ``wrapper - in-process``; the targets are
 ``added <= 1.25 x echo`` at every batch size and ``added <= 0.5 ms`` at batch 1.
+Also reported: the gRPC path's throughput at the largest batch as a share of
+in-process throughput (``in-process / wrapper``, target at least 0.8), and the
+wrapper's start-up time, from starting ``ketch serve`` to its ready line.
 
     python bench/wrapper_overhead.py                  # all scenarios
     python bench/wrapper_overhead.py --scenario sklearn-logreg
@@ -58,6 +61,8 @@ MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
 RESULTS = Path(__file__).parent / "results"
 ADDED_OVER_ECHO_TARGET = 1.25
 ADDED_AT_BATCH_1_TARGET_MS = 0.5
+THROUGHPUT_SHARE_TARGET = 0.8
+STARTUP_RUNS = 3
 
 
 def load_scenarios() -> dict[str, Callable[[Path], Scenario]]:
@@ -181,6 +186,18 @@ def time_calls(function: Callable[[], object], calls: int) -> list[float]:
     return samples
 
 
+def measure_startup(scenario: Scenario, runs: int = STARTUP_RUNS) -> float:
+    """The median seconds from starting ``ketch serve`` to its ready line, over ``runs`` starts."""
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        with start_wrapper(
+            scenario.plugin, scenario.model_path, options=scenario.options, echo_stderr=False
+        ):
+            samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
 def measure(scenario: Scenario, rounds: int, calls: int) -> list[dict[str, float]]:
     """The median milliseconds per call of each column, per batch size."""
     framework = select_framework(scenario.plugin)
@@ -237,8 +254,8 @@ def measure(scenario: Scenario, rounds: int, calls: int) -> list[dict[str, float
     return table
 
 
-def report(scenario: Scenario, table: list[dict[str, float]]) -> bool:
-    """Print the table and the ratios; whether every target is met."""
+def report(scenario: Scenario, table: list[dict[str, float]], startup: float) -> bool:
+    """Print the table, the ratios and the start-up time; whether every target is met."""
     print(f"\n{scenario.name} (median ms per call)")
     header = (
         f"{'batch':>5} {'in-process':>10} {'wrapper':>8} {'added':>7} {'echo':>7} "
@@ -267,6 +284,14 @@ def report(scenario: Scenario, table: list[dict[str, float]]) -> bool:
         f"targets: added/echo <= {ADDED_OVER_ECHO_TARGET} at every batch size, added <= "
         f"{ADDED_AT_BATCH_1_TARGET_MS} ms at batch 1: {'met' if met else 'MISSED'}"
     )
+    largest = table[-1]
+    share = largest["in-process"] / largest["wrapper"]
+    print(
+        f"throughput over gRPC at batch {largest['batch']:.0f}: {share:.2f} of in-process "
+        f"(target >= {THROUGHPUT_SHARE_TARGET}: "
+        f"{'met' if share >= THROUGHPUT_SHARE_TARGET else 'MISSED'})"
+    )
+    print(f"wrapper start-up, ketch serve to ready (median of {STARTUP_RUNS}): {startup:.2f} s")
     return met
 
 
@@ -287,9 +312,11 @@ def main() -> int:
         for key in args.scenario or sorted(scenarios):
             scenario = scenarios[key](Path(folder))
             table = measure(scenario, args.rounds, args.calls)
+            startup = measure_startup(scenario)
             results[key] = {
                 "scenario": scenario.name,
-                "met": report(scenario, table),
+                "met": report(scenario, table, startup),
+                "startup_s": startup,
                 "rows": table,
             }
     RESULTS.mkdir(exist_ok=True)

@@ -1,0 +1,32 @@
+"""bench/wrapper_overhead.py scenarios for the TensorFlow plugin."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from bench_common import Scenario, repeat_rows
+
+
+def keras_digits_mlp(folder: Path) -> Scenario:
+    """A Keras 3 MLP (64-32-10) on digits, saved as ``.keras``, served by the tensorflow plugin."""
+    import keras
+    from sklearn.datasets import load_digits
+
+    rows, labels = load_digits(return_X_y=True)
+    rows = (rows / 16.0).astype(np.float32)
+    keras.utils.set_random_seed(0)
+    pixels = keras.Input(shape=(64,), name="pixels")
+    hidden = keras.layers.Dense(32, activation="relu")(pixels)
+    probabilities = keras.layers.Dense(10, activation="softmax", name="probabilities")(hidden)
+    model = keras.Model(pixels, probabilities)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    model.fit(rows, labels, epochs=8, batch_size=64, verbose=0)
+    path = folder / "digits_mlp.keras"
+    model.save(path)
+    return Scenario("Keras MLP (tensorflow)", "tensorflow", path, {"pixels": repeat_rows(rows)}, {})
+
+
+SCENARIOS: dict[str, Callable[[Path], Scenario]] = {"tensorflow-keras-mlp": keras_digits_mlp}
