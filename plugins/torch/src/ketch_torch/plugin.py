@@ -1,0 +1,86 @@
+"""The PyTorch framework plugin: the ``ketch`` hooks.
+
+Registered as the entry point ``torch`` in the ``ketch`` group. PyTorch (and
+ONNX) are imported only when a hook runs, so that discovering plugins stays fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from ketch import ModelSpec, Signature, hookimpl
+from ketch_torch.handle import TorchModel
+
+__all__ = [
+    "ketch_batch_predict",
+    "ketch_load",
+    "ketch_place",
+    "ketch_signature",
+]
+
+
+@hookimpl
+def ketch_load(spec: ModelSpec) -> TorchModel | None:
+    """Load a TorchScript file, a ``torch.export`` archive or an ONNX graph."""
+    from ketch_torch.declared import declared_tensors
+    from ketch_torch.formats import detect_format
+    from ketch_torch.options import TorchOptions
+
+    options = TorchOptions.from_spec(spec)
+    path = Path(spec.path)
+    file_format = detect_format(path) if options.file_format == "auto" else options.file_format
+    if file_format is None:
+        return None
+    declared = declared_tensors(path, options)
+
+    import torch
+
+    from ketch_torch.describe import describe, read_examples
+    from ketch_torch.devices import resolve_device
+    from ketch_torch.loading import read_program
+
+    resolve_device(spec.device)  # fail before reading the file when the device is absent
+    if options.threads is not None:
+        torch.set_num_threads(options.threads)
+    examples = read_examples(options.examples) if options.examples is not None else None
+    return describe(
+        path,
+        read_program(path, file_format),
+        declared=declared,
+        examples=examples,
+        examples_source=str(options.examples) if options.examples is not None else None,
+        compute_dtype=None if options.dtype == "auto" else options.dtype,
+    )
+
+
+@hookimpl
+def ketch_place(model: object, device: str) -> TorchModel | None:
+    """Move the module to ``cpu``, ``cuda``, ``cuda:N`` or ``mps``, in the compute dtype."""
+    if not isinstance(model, TorchModel):
+        return None
+    from ketch_torch.placement import place
+
+    return place(model, device)
+
+
+@hookimpl
+def ketch_signature(model: object) -> Signature | None:
+    """The signature settled when the model was loaded."""
+    if not isinstance(model, TorchModel):
+        return None
+    return model.signature
+
+
+@hookimpl
+def ketch_batch_predict(
+    model: object, inputs: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray] | None:
+    """Run the module on the batch, on its device, and return the outputs in host memory."""
+    if not isinstance(model, TorchModel):
+        return None
+    from ketch_torch.inference import predict
+
+    return predict(model, inputs)
