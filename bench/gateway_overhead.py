@@ -8,7 +8,8 @@ side in one run, for 1, 16 and 64 clients:
   same request body and answers a constant of the gateway's response size: the
   ceiling for any Python gateway on this machine;
 - (b) ``gateway``: ``POST /v2/models/digits/infer`` (JSON, one digit per request) on
-  ``ketch gateway``, which forwards it over gRPC to the scikit-learn wrapper it runs;
+  ``ketch gateway``, which forwards it over gRPC to the scikit-learn wrapper it runs,
+  with the default adaptive batching; ``unbatched``: the same with batching ``none``;
 - (c) ``grpc``: the same inference sent straight to that wrapper over gRPC.
 
 Each server and the load generator run in their own processes. The table gives
@@ -28,6 +29,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -83,18 +85,31 @@ def bare_server(response_size: int) -> Iterator[str]:
             process.stdout.close()
 
 
-async def _http_client(
-    url: str, body: bytes, stop_at: float, warm_until: float, latencies: list[float]
-) -> int:
+@dataclass
+class Window:
+    """When a load run measures, and what it measured."""
+
+    warm_until: float
+    stop_at: float
+    latencies: list[float] = field(default_factory=list)
+
+
+async def _http_client(url: str, bodies: list[bytes], start: int, window: Window) -> int:
     parsed = urlparse(url)
     reader, writer = await asyncio.open_connection(parsed.hostname, parsed.port)
-    head = (
-        f"POST {parsed.path} HTTP/1.1\r\nHost: {parsed.netloc}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode()
+    requests = [
+        (
+            f"POST {parsed.path} HTTP/1.1\r\nHost: {parsed.netloc}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        + body
+        for body in bodies
+    ]
     errors = 0
-    while (now := time.perf_counter()) < stop_at:
-        writer.write(head + body)
+    turn = start
+    while (now := time.perf_counter()) < window.stop_at:
+        writer.write(requests[turn % len(requests)])
+        turn += 1
         headers = await reader.readuntil(b"\r\n\r\n")
         length = 0
         for line in headers.split(b"\r\n"):
@@ -103,15 +118,13 @@ async def _http_client(
         await reader.readexactly(length)
         if not headers.startswith(b"HTTP/1.1 200"):
             errors += 1
-        if now >= warm_until:
-            latencies.append(time.perf_counter() - now)
+        if now >= window.warm_until:
+            window.latencies.append(time.perf_counter() - now)
     writer.close()
     return errors
 
 
-async def _grpc_client(
-    address: str, payload: bytes, stop_at: float, warm_until: float, latencies: list[float]
-) -> int:
+async def _grpc_client(address: str, payloads: list[bytes], start: int, window: Window) -> int:
     import grpc.aio
 
     channel = grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
@@ -120,29 +133,30 @@ async def _grpc_client(
         request_serializer=None,
         response_deserializer=None,
     )
-    while (now := time.perf_counter()) < stop_at:
-        await call(payload)
-        if now >= warm_until:
-            latencies.append(time.perf_counter() - now)
+    turn = start
+    while (now := time.perf_counter()) < window.stop_at:
+        await call(payloads[turn % len(payloads)])
+        turn += 1
+        if now >= window.warm_until:
+            window.latencies.append(time.perf_counter() - now)
     await channel.close(None)
     return 0
 
 
 async def _load(
-    kind: str, target: str, body: bytes, clients: int, seconds: float
+    kind: str, target: str, bodies: list[bytes], clients: int, seconds: float
 ) -> dict[str, Any]:
     warm_until = time.perf_counter() + 1.0
-    stop_at = warm_until + seconds
-    latencies: list[float] = []
+    window = Window(warm_until, warm_until + seconds)
     client = _http_client if kind == "http" else _grpc_client
     errors = await asyncio.gather(
-        *(client(target, body, stop_at, warm_until, latencies) for _ in range(clients))
+        *(client(target, bodies, index * 97, window) for index in range(clients))
     )
-    values = np.array(latencies) * 1000
+    values = np.array(window.latencies) * 1000
     return {
-        "requests": len(latencies),
+        "requests": len(window.latencies),
         "errors": sum(errors),
-        "throughput": len(latencies) / seconds,
+        "throughput": len(window.latencies) / seconds,
         "p50_ms": float(np.percentile(values, 50)),
         "p99_ms": float(np.percentile(values, 99)),
     }
@@ -152,14 +166,17 @@ def run_load(kind: str, target: str, body_file: str, clients: int, seconds: floa
     """Generate load (in this process) and print the result as JSON."""
     import uvloop
 
-    body = Path(body_file).read_bytes()
-    print(json.dumps(uvloop.run(_load(kind, target, body, clients, seconds))), flush=True)
+    data = Path(body_file).read_bytes()
+    bodies = data.split(b"\n") if kind == "http" else [data]
+    print(json.dumps(uvloop.run(_load(kind, target, bodies, clients, seconds))), flush=True)
 
 
-def measure(kind: str, target: str, body: bytes, clients: int, seconds: float) -> dict[str, Any]:
-    """One load run in its own process."""
+def measure(
+    kind: str, target: str, body: bytes | list[bytes], clients: int, seconds: float
+) -> dict[str, Any]:
+    """One load run in its own process; HTTP clients cycle through ``body`` when it is a list."""
     with tempfile.NamedTemporaryFile(suffix=".body") as file:
-        file.write(body)
+        file.write(b"\n".join(body) if isinstance(body, list) else body)
         file.flush()
         output = subprocess.run(
             [
@@ -200,6 +217,15 @@ log_level = "warning"
 
 [[models]]
 name = "digits"
+  [[models.versions]]
+  version = "1"
+  plugin = "sklearn"
+  path = "digits.skops"
+
+[[models]]
+name = "unbatched"
+  [models.batching]
+  policy = "none"
   [[models.versions]]
   version = "1"
   plugin = "sklearn"
@@ -253,11 +279,17 @@ def main() -> int:
 
     from ketch_gateway import start_gateway
 
-    results: dict[str, dict[int, dict[str, Any]]] = {"bare": {}, "gateway": {}, "grpc": {}}
+    results: dict[str, dict[int, dict[str, Any]]] = {
+        "bare": {},
+        "gateway": {},
+        "unbatched": {},
+        "grpc": {},
+    }
     with tempfile.TemporaryDirectory(prefix="ketch-bench-") as folder:
         config, body, payload = prepare(Path(folder))
         with start_gateway(config, echo_stderr=False) as gateway:
             infer_url = f"{gateway.url}/v2/models/digits/infer"
+            unbatched_url = f"{gateway.url}/v2/models/unbatched/infer"
             response_size = len(httpx.post(infer_url, content=body).content)
             address = wrapper_address(gateway.url)
             with bare_server(response_size) as bare_url:
@@ -268,24 +300,32 @@ def main() -> int:
                     results["gateway"][clients] = measure(
                         "http", infer_url, body, clients, args.seconds
                     )
+                    results["unbatched"][clients] = measure(
+                        "http", unbatched_url, body, clients, args.seconds
+                    )
                     results["grpc"][clients] = measure(
                         "grpc", address, payload, clients, args.seconds
                     )
     print(f"\nclosed loop, one digit per request, {args.seconds:g} s per run")
     print(f"{'clients':>7} {'target':>8} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")
     for clients in args.clients:
-        for name in ("bare", "gateway", "grpc"):
+        for name in ("bare", "gateway", "unbatched", "grpc"):
             row = results[name][clients]
             print(
                 f"{clients:>7} {name:>8} {row['throughput']:>8.0f} {row['p50_ms']:>7.2f} "
                 f"{row['p99_ms']:>7.2f} {row['errors']:>6}"
             )
-    print(f"\n{'clients':>7} {'gateway/bare':>12} {'gateway/grpc':>12}  (throughput ratios)")
+    print(
+        f"\n{'clients':>7} {'gateway/bare':>12} {'gateway/grpc':>12} {'unbatched/bare':>14} "
+        "(throughput ratios)"
+    )
     for clients in args.clients:
         gateway_rate = results["gateway"][clients]["throughput"]
+        bare_rate = results["bare"][clients]["throughput"]
         print(
-            f"{clients:>7} {gateway_rate / results['bare'][clients]['throughput']:>12.2f} "
-            f"{gateway_rate / results['grpc'][clients]['throughput']:>12.2f}"
+            f"{clients:>7} {gateway_rate / bare_rate:>12.2f} "
+            f"{gateway_rate / results['grpc'][clients]['throughput']:>12.2f} "
+            f"{results['unbatched'][clients]['throughput'] / bare_rate:>14.2f}"
         )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "gateway_overhead.json").write_text(json.dumps(results, indent=2))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 
 SDK_TESTS = Path(__file__).resolve().parents[2] / "sdk" / "tests"
 SLOW_PLUGIN = "sdk_test_plugins:slow"
@@ -64,3 +66,13 @@ latency_objective_ms = 5000
 def gateway_env() -> dict[str, str]:
     """Environment for a gateway whose wrappers may use the SDK's test plugins."""
     return {"PYTHONPATH": str(SDK_TESTS)}
+
+
+def metric(url: str, name: str, **labels: str) -> float:
+    """The sum of a metric's samples whose labels include ``labels``, from ``url``/metrics."""
+    total = 0.0
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics").text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total

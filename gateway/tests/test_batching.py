@@ -13,8 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_test_support import ADMIN_TOKEN, AUTH, gateway_env, write_config
-from prometheus_client.parser import text_string_to_metric_families
+from gateway_test_support import ADMIN_TOKEN, AUTH, gateway_env, metric, write_config
 
 from ketch_gateway import GatewayProcess, start_gateway
 
@@ -70,16 +69,6 @@ default_output = "late"
     )
     with start_gateway(config, env=gateway_env()) as process:
         yield process
-
-
-def metric(url: str, name: str, **labels: str) -> float:
-    text = httpx.get(f"{url}/metrics").text
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                total += sample.value
-    return total
 
 
 def predict(url: str, row: list[float], app: str = "digits") -> httpx.Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,57 @@ def test_toml_lines_count_arrays_of_tables() -> None:
     assert lines.line_of(("m", 1, "v", 0, "missing")) == 6
     assert lines.line_of(("t", "q k")) == 9
     assert lines.line_of(("nothing",)) is None
+
+
+def test_batching_and_cache_tables(tmp_path: Path, model_file: Path) -> None:
+    extra = (
+        '\n[models.batching]\npolicy = "fixed"\nsize = 8\ndelay_ms = 2\n'
+        "\n[models.cache]\napproximate = true\nthreshold = 0.9\nttl_s = 30\n"
+    )
+    text = config_text(model_file).replace(
+        'version = "1"\n  [[models.versions]]',
+        'version = "1"' + extra + "\n  [[models.versions]]",
+        1,
+    )
+    model = parse_config(text, "ketch.toml", tmp_path).models[0]
+    assert (model.batching.policy, model.batching.size, model.batching.delay_ms) == (
+        "fixed",
+        8,
+        2.0,
+    )
+    assert (model.cache.exact, model.cache.approximate, model.cache.threshold) == (True, True, 0.9)
+    assert model.cache.ttl_s == 30.0
+    plain = parse_config(config_text(model_file), "ketch.toml", tmp_path).models[0]
+    assert plain.batching.policy == "aimd"
+    assert not plain.cache.enabled
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (
+            '[models.batching]\npolicy = "greedy"',
+            "models[0].batching.policy: unknown batching policy 'greedy'",
+        ),
+        (
+            "[models.batching]\nmargin = 1.5",
+            "models[0].batching.margin: is a fraction of the objective below 1",
+        ),
+        ("[models.batching]\nmax_queue = 0", "models[0].batching.max_queue: must be at least 1"),
+        (
+            "[models.cache]\nthreshold = 2",
+            "models[0].cache.threshold: is a similarity between 0 and 1",
+        ),
+        ("[models.cache]\nlsh = 3", "models[0].cache.lsh: unknown key"),
+    ],
+)
+def test_batching_and_cache_mistakes(
+    tmp_path: Path, model_file: Path, table: str, message: str
+) -> None:
+    text = config_text(model_file).replace(
+        'version = "1"\n  [[models.versions]]',
+        'version = "1"\n' + table + "\n  [[models.versions]]",
+        1,
+    )
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config(text, "ketch.toml", tmp_path)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ketch_gateway.caching import CachingPredictor
 from ketch_gateway.config import AppConfig
 from ketch_gateway.errors import ApiError, GatewayTimeout, ServiceUnavailable
 from ketch_gateway.models import Model
@@ -28,6 +29,8 @@ class AppAnswer:
     query_id: str
     explanation: str | None = None
     model: str | None = None
+    sources: list[str] | None = None
+    """Per row, where its answer came from (exact, approximate, coalesced, miss) when cached."""
 
 
 class App:
@@ -71,9 +74,14 @@ class App:
             async with asyncio.timeout_at(deadline):
                 signature = await version.require_signature()
                 inputs = inputs_from_rows(rows, signature.inputs, field)
-                outputs = await version.predictor.predict(
-                    inputs, timeout=max(deadline - loop.time(), 0.001)
-                )
+                timeout = max(deadline - loop.time(), 0.001)
+                predictor = version.predictor
+                sources: list[str] | None = None
+                if isinstance(predictor, CachingPredictor):
+                    cached = await predictor.predict_rows(inputs, timeout=timeout)
+                    outputs, sources = cached.outputs, list(cached.sources)
+                else:
+                    outputs = await predictor.predict(inputs, timeout=timeout)
         except TimeoutError:
             return self._fallback(
                 len(rows), query_id, f"model {name!r} did not answer within {objective}", name
@@ -83,18 +91,29 @@ class App:
                 len(rows), query_id, f"model {name!r} could not answer ({error.message})", name
             )
         combined = self.policy.combine({name: outputs})
-        return AppAnswer(rows_from_outputs(combined, len(rows)), False, query_id, model=name)
+        return AppAnswer(
+            rows_from_outputs(combined, len(rows)), False, query_id, model=name, sources=sources
+        )
 
-    async def check_feedback_input(
+    async def feedback_prediction(
         self, row: Any, find_model: Callable[[str], Model], field: str
-    ) -> None:
-        """BadRequest unless ``row`` fits the input of the app's model."""
+    ) -> Any:
+        """The model's cached answer for ``row`` (None when it is not cached).
+
+        BadRequest unless ``row`` fits the input of the app's model.
+        """
         name = self.policy.select(self.models, None)[0]
+        version = find_model(name).version()
         try:
-            signature = await find_model(name).version().require_signature()
+            signature = await version.require_signature()
         except ApiError:
-            return
-        inputs_from_rows([row], signature.inputs, field)
+            return None
+        inputs = inputs_from_rows([row], signature.inputs, field)
+        predictor = version.predictor
+        if not isinstance(predictor, CachingPredictor):
+            return None
+        answer = predictor.lookup(inputs)
+        return rows_from_outputs(answer, 1)[0] if answer is not None else None
 
     def describe(self) -> dict[str, object]:
         """What the admin API shows of it."""

@@ -26,6 +26,7 @@ __all__ = [
     "POLICIES",
     "AppConfig",
     "BatchingConfig",
+    "CacheConfig",
     "ConfigError",
     "GatewayConfig",
     "GatewaySettings",
@@ -90,6 +91,36 @@ class BatchingConfig:
 
 
 @dataclass(frozen=True)
+class CacheConfig:
+    """Prediction caching for a model (every field is per model; caching is opt-in).
+
+    ``exact`` caches each row's answer by its bytes within ``max_bytes``, expiring after
+    ``ttl_s`` when set (a model that learns online is not cached without one).
+    ``approximate`` also reuses the answer of a similar row: random hyperplanes
+    (``bits`` per table, ``tables`` tables) and cosine ``threshold`` for dense rows,
+    MinHash (``minhash_bands`` bands of ``minhash_rows``) and Jaccard ``text_threshold``
+    for text.
+    """
+
+    exact: bool = False
+    max_bytes: int = 64 * 1024 * 1024
+    ttl_s: float | None = None
+    approximate: bool = False
+    bits: int = 12
+    tables: int = 8
+    threshold: float = 0.95
+    minhash_rows: int = 4
+    minhash_bands: int = 16
+    text_threshold: float = 0.8
+    approximate_entries: int = 100_000
+
+    @property
+    def enabled(self) -> bool:
+        """Whether anything is cached."""
+        return self.exact or self.approximate
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """A model: its versions, the one served by default, how long a call may take, batching."""
 
@@ -98,6 +129,7 @@ class ModelConfig:
     current_version: str
     timeout_ms: float = 30_000.0
     batching: BatchingConfig = field(default_factory=BatchingConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
 
     def version(self, name: str) -> VersionConfig | None:
         """The version called ``name``."""
@@ -244,10 +276,50 @@ def read_batching(reader: Reader) -> BatchingConfig:
     )
 
 
+def _fraction(reader: Reader, key: str, default: float) -> float:
+    value = reader.number(key, default, minimum=0)
+    if value > 1:
+        raise reader.error(key, f"is a similarity between 0 and 1, got {value}")
+    return value
+
+
+def read_cache(reader: Reader) -> CacheConfig:
+    """A ``[models.cache]`` table."""
+    reader.check_keys(
+        {
+            "exact",
+            "max_bytes",
+            "ttl_s",
+            "approximate",
+            "bits",
+            "tables",
+            "threshold",
+            "minhash_rows",
+            "minhash_bands",
+            "text_threshold",
+            "approximate_entries",
+        }
+    )
+    approximate = reader.boolean("approximate", False)
+    return CacheConfig(
+        exact=reader.boolean("exact", True) or approximate,
+        max_bytes=reader.integer("max_bytes", 64 * 1024 * 1024, minimum=1024),
+        ttl_s=reader.number("ttl_s", minimum=0) if "ttl_s" in reader.data else None,
+        approximate=approximate,
+        bits=reader.integer("bits", 12, minimum=1),
+        tables=reader.integer("tables", 8, minimum=1),
+        threshold=_fraction(reader, "threshold", 0.95),
+        minhash_rows=reader.integer("minhash_rows", 4, minimum=1),
+        minhash_bands=reader.integer("minhash_bands", 16, minimum=1),
+        text_threshold=_fraction(reader, "text_threshold", 0.8),
+        approximate_entries=reader.integer("approximate_entries", 100_000, minimum=1),
+    )
+
+
 def read_model(reader: Reader, base: Path) -> ModelConfig:
     """One ``[[models]]`` table."""
     reader.check_keys(
-        {"name", "version", "versions", "timeout_ms", "batching"}, {"name", "versions"}
+        {"name", "version", "versions", "timeout_ms", "batching", "cache"}, {"name", "versions"}
     )
     name = reader.string("name")
     versions = tuple(read_version(item, base) for item in reader.tables("versions", required=True))
@@ -266,8 +338,9 @@ def read_model(reader: Reader, base: Path) -> ModelConfig:
     batching = (
         read_batching(reader.child("batching")) if "batching" in reader.data else BatchingConfig()
     )
+    cache = read_cache(reader.child("cache")) if "cache" in reader.data else CacheConfig()
     return ModelConfig(
-        name, versions, current, reader.number("timeout_ms", 30_000.0, minimum=0), batching
+        name, versions, current, reader.number("timeout_ms", 30_000.0, minimum=0), batching, cache
     )
 
 

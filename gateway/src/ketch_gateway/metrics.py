@@ -123,6 +123,26 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.cache_lookups = Counter(
+            "ketch_cache_lookups",
+            "Rows looked up in the prediction cache, by outcome: exact and approximate hits, "
+            "coalesced with an identical row in flight, or miss.",
+            ["model", "version", "outcome"],
+            registry=self.registry,
+        )
+        self.cache_evictions = Counter(
+            "ketch_cache_evictions",
+            "Answers evicted from the exact cache to stay within its byte budget.",
+            ["model", "version"],
+            registry=self.registry,
+        )
+        self.cache_bytes = Gauge(
+            "ketch_cache_bytes",
+            "Bytes the exact cache holds.",
+            ["model", "version"],
+            registry=self.registry,
+        )
+
     @contextmanager
     def observe(self, surface: str, target: str) -> Iterator[RequestOutcome]:
         """Count and time one request; an exception's ``status`` (ApiError) is its status."""

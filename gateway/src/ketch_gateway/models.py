@@ -7,7 +7,8 @@ import logging
 
 from ketch import Signature, WrapperCallError
 from ketch_gateway.batcher import BatchingPredictor
-from ketch_gateway.config import BatchingConfig, ModelConfig, VersionConfig
+from ketch_gateway.caching import CachingPredictor
+from ketch_gateway.config import ModelConfig, VersionConfig
 from ketch_gateway.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from ketch_gateway.metrics import Metrics
 from ketch_gateway.predictor import DirectPredictor, Predictor
@@ -28,12 +29,15 @@ class ModelVersion:
 
     def __init__(
         self,
-        model: str,
+        owner: ModelConfig,
         config: VersionConfig,
+        *,
         restart: RestartPolicy,
-        batching: BatchingConfig,
         metrics: Metrics,
     ) -> None:
+        model = owner.name
+        batching = owner.batching
+        cache = owner.cache
         self.model = model
         self.version = config.version
         self.config = config
@@ -44,11 +48,14 @@ class ModelVersion:
         self.desired = config.launch.count if config.launch else 0
         self.managed: list[ManagedWrapper] = []
         self.signature: Signature | None = None
-        self.predictor: Predictor = (
+        queue: Predictor = (
             DirectPredictor(model, self.replicas)
             if batching.policy == "none"
             else BatchingPredictor(model, config.version, self.replicas, batching, metrics)
         )
+        self.predictor: Predictor = queue
+        if cache.enabled:
+            self.predictor = CachingPredictor(model, config.version, queue, cache, metrics)
         self.started = False
         self._launched = 0
 
@@ -164,19 +171,35 @@ class ModelVersion:
             self.signature = Signature(
                 inputs=metadata.inputs, outputs=metadata.outputs, platform=metadata.platform
             )
-            await self._learn_max_batch(replica)
+            await self._learn_capabilities(replica)
+            if isinstance(self.predictor, CachingPredictor):
+                self.predictor.learn_signature(self.signature)
             return self.signature
         return None
 
-    async def _learn_max_batch(self, replica: Replica) -> None:
-        """Bound batches by the wrapper's declared maximum (Ketch wrappers say it)."""
+    async def _learn_capabilities(self, replica: Replica) -> None:
+        """Learn the wrapper's declared maximum batch, and whether the model learns online.
+
+        Batches stay within the maximum (Ketch wrappers declare it); a model that learns
+        online is not cached unless its cache entries expire.
+        """
         launched = self.config.launch.max_batch if self.config.launch else None
         try:
-            declared = (await replica.client.capabilities(model=self.model)).max_batch
+            capabilities = await replica.client.capabilities(model=self.model)
         except WrapperCallError:  # not a Ketch wrapper: only the configured bound applies
-            declared = None
+            capabilities = None
+        declared = capabilities.max_batch if capabilities else None
         bounds = [bound for bound in (launched, declared) if bound]
         self.predictor.set_max_batch(min(bounds) if bounds else None)
+        cache = self.predictor
+        learns = capabilities is not None and capabilities.observe
+        if isinstance(cache, CachingPredictor) and learns and cache.config.ttl_s is None:
+            _log.warning(
+                "%s learns online: its answers are not cached (set [models.cache] ttl_s "
+                "to cache them for a while)",
+                self.label,
+            )
+            self.predictor = cache.inner
 
     async def require_signature(self) -> Signature:
         """The signature, or ServiceUnavailable when no replica can give it."""
@@ -220,7 +243,7 @@ class Model:
         self.started = False
 
     def _version(self, config: VersionConfig) -> ModelVersion:
-        version = ModelVersion(self.name, config, self.restart, self.config.batching, self.metrics)
+        version = ModelVersion(self.config, config, restart=self.restart, metrics=self.metrics)
         version.predictor.set_objective(self.batch_objective_s)
         return version
 

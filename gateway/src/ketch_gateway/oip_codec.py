@@ -188,6 +188,7 @@ def encode_infer_response(
     datatypes: Mapping[str, str],
     binary: Sequence[str],
     request_id: str | None,
+    parameters: Mapping[str, Any] | None = None,
 ) -> tuple[bytes, int | None]:
     """The response body, and the JSON header's length when binary outputs follow it."""
     described = []
@@ -208,6 +209,8 @@ def encode_infer_response(
     document: dict[str, Any] = {"model_name": model, "model_version": version, "outputs": described}
     if request_id is not None:
         document["id"] = request_id
+    if parameters:
+        document["parameters"] = dict(parameters)
     header = json.dumps(document, separators=(",", ":")).encode()
     if not chunks:
         return header, None

@@ -15,7 +15,7 @@ from ketch_gateway.http_util import json_response, read_json_object
 
 __all__ = ["app_routes"]
 
-PREDICT_KEYS = {"input", "inputs", "user"}
+PREDICT_KEYS = {"input", "inputs", "user", "cache_report"}
 FEEDBACK_KEYS = {"input", "label", "user", "query_id"}
 
 
@@ -78,6 +78,9 @@ async def predict(request: Request) -> Response:
         }
         if answer.explanation:
             result["explanation"] = answer.explanation
+        if body.get("cache_report") is True:
+            sources = answer.sources or ["uncached"] * len(rows)
+            result["cache"] = sources[0] if single else sources
         return json_response(result)
 
 
@@ -92,11 +95,18 @@ async def feedback(request: Request) -> Response:
         query_id = body.get("query_id")
         if query_id is not None and not isinstance(query_id, str):
             raise BadRequest("query_id: expected a string")
-        await app.check_feedback_input(body["input"], gateway.model, "input")
+        prediction = await app.feedback_prediction(body["input"], gateway.model, "input")
         feedback_id = gateway.store.record_feedback(
-            app.name, _user(body), body["input"], body["label"], query_id
+            app.name,
+            user=_user(body),
+            row=body["input"],
+            label=body["label"],
+            query_id=query_id,
+            prediction=prediction,
         )
-        return json_response({"recorded": True, "feedback_id": feedback_id})
+        return json_response(
+            {"recorded": True, "feedback_id": feedback_id, "prediction": prediction}
+        )
 
 
 def app_routes() -> list[Route]:

@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from ketch import InvalidInputError, TensorSpec, validate_inputs
 from ketch.version import __version__
+from ketch_gateway.caching import CachingPredictor
 from ketch_gateway.errors import BadRequest, ServiceUnavailable
 from ketch_gateway.gateway import Gateway
 from ketch_gateway.http_util import json_response, read_body
@@ -18,6 +19,8 @@ from ketch_gateway.oip_codec import HEADER_LENGTH, encode_infer_response, parse_
 __all__ = ["oip_routes"]
 
 SERVER_NAME = "ketch"
+CACHE_REPORT = "ketch_cache"
+"""Request parameter: true asks where each row's answer came from (response parameter)."""
 EXTENSIONS = ["binary_tensor_data"]
 
 
@@ -106,11 +109,21 @@ async def _infer(
                 f"unknown output(s) {', '.join(map(repr, unknown))}; model {name!r} has "
                 f"{', '.join(map(repr, datatypes))}"
             )
-    outputs = await version.predictor.predict(
-        parsed.inputs,
-        timeout=model.timeout_s,
-        outputs=[o.name for o in requested] if requested is not None else None,
-    )
+    predictor = version.predictor
+    report = parsed.parameters.get(CACHE_REPORT) is True
+    sources: list[str] | None = None
+    if report and isinstance(predictor, CachingPredictor):
+        cached = await predictor.predict_rows(parsed.inputs, timeout=model.timeout_s)
+        sources = list(cached.sources)
+        outputs = cached.outputs
+        if requested is not None:
+            outputs = {o.name: outputs[o.name] for o in requested}
+    else:
+        outputs = await predictor.predict(
+            parsed.inputs,
+            timeout=model.timeout_s,
+            outputs=[o.name for o in requested] if requested is not None else None,
+        )
     if requested is None:
         binary = list(outputs) if parsed.binary_output else []
     else:
@@ -122,6 +135,7 @@ async def _infer(
         datatypes=datatypes,
         binary=binary,
         request_id=parsed.request_id,
+        parameters={CACHE_REPORT: ",".join(sources or ["uncached"])} if report else None,
     )
     if header_length is None:
         return Response(content, media_type="application/json")

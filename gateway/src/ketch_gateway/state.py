@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS feedback (
     input TEXT NOT NULL,
     label TEXT NOT NULL,
     query_id TEXT,
-    received_at REAL NOT NULL
+    received_at REAL NOT NULL,
+    prediction TEXT
 );
 CREATE INDEX IF NOT EXISTS feedback_by_app_user ON feedback (app, user);
 """
@@ -49,6 +50,9 @@ class SqliteStateStore:
         self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.execute("PRAGMA synchronous=NORMAL")
         self._connection.executescript(_SCHEMA)
+        columns = {row[1] for row in self._connection.execute("PRAGMA table_info(feedback)")}
+        if "prediction" not in columns:  # a store written before predictions were recorded
+            self._connection.execute("ALTER TABLE feedback ADD COLUMN prediction TEXT")
 
     def record_admin_change(self, operation: str, body: dict[str, Any]) -> None:
         """Append one admin change to the log that a restart replays."""
@@ -67,20 +71,35 @@ class SqliteStateStore:
         return [(operation, json.loads(body)) for operation, body in rows]
 
     def record_feedback(
-        self, app: str, user: str | None, row: Any, label: Any, query_id: str | None
+        self,
+        app: str,
+        *,
+        user: str | None,
+        row: Any,
+        label: Any,
+        query_id: str | None,
+        prediction: Any = None,
     ) -> int:
-        """Store one feedback example; its id."""
+        """Store one feedback example (and the model's prediction for it, when known); its id."""
         with self._lock:
             cursor = self._connection.execute(
-                "INSERT INTO feedback (app, user, input, label, query_id, received_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (app, user, json.dumps(row), json.dumps(label), query_id, time.time()),
+                "INSERT INTO feedback (app, user, input, label, query_id, received_at, prediction) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    app,
+                    user,
+                    json.dumps(row),
+                    json.dumps(label),
+                    query_id,
+                    time.time(),
+                    None if prediction is None else json.dumps(prediction),
+                ),
             )
         return int(cursor.lastrowid or 0)
 
     def feedback(self, app: str, user: str | None = None) -> list[dict[str, Any]]:
         """The feedback recorded for an app (and user), oldest first."""
-        query = "SELECT id, user, input, label, query_id FROM feedback WHERE app = ?"
+        query = "SELECT id, user, input, label, query_id, prediction FROM feedback WHERE app = ?"
         parameters: tuple[Any, ...] = (app,)
         if user is not None:
             query += " AND user = ?"
@@ -88,8 +107,15 @@ class SqliteStateStore:
         with self._lock:
             rows = self._connection.execute(query + " ORDER BY id", parameters).fetchall()
         return [
-            {"id": i, "user": u, "input": json.loads(x), "label": json.loads(y), "query_id": q}
-            for i, u, x, y, q in rows
+            {
+                "id": i,
+                "user": u,
+                "input": json.loads(x),
+                "label": json.loads(y),
+                "query_id": q,
+                "prediction": None if p is None else json.loads(p),
+            }
+            for i, u, x, y, q, p in rows
         ]
 
     def close(self) -> None:

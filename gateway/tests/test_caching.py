@@ -1,0 +1,266 @@
+"""Prediction caching in a real gateway: exact, coalesced, approximate, expiry, feedback."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from gateway_test_support import ADMIN_TOKEN, AUTH, gateway_env, metric, sentences, write_config
+
+from ketch_gateway import GatewayProcess, start_gateway
+
+
+@pytest.fixture(scope="module")
+def caching_gateway(
+    tmp_path_factory: pytest.TempPathFactory,
+    digits_model: Path,
+    topics_model: Path,
+    softmax_model: Path,
+) -> Iterator[GatewayProcess]:
+    config = write_config(
+        tmp_path_factory.mktemp("caching"),
+        f"""
+[gateway]
+admin_token = "{ADMIN_TOKEN}"
+
+[[models]]
+name = "digits"
+version = "1"
+  [models.cache]
+  exact = true
+  [[models.versions]]
+  version = "1"
+  plugin = "sklearn"
+  path = "{digits_model}"
+  [[models.versions]]
+  version = "2"
+  plugin = "sklearn"
+  path = "{digits_model}"
+
+[[models]]
+name = "similar"
+  [models.cache]
+  approximate = true
+  threshold = 0.97
+  [[models.versions]]
+  version = "1"
+  plugin = "sklearn"
+  path = "{digits_model}"
+
+[[models]]
+name = "topics"
+  [models.cache]
+  approximate = true
+  text_threshold = 0.99
+  [[models.versions]]
+  version = "1"
+  plugin = "sklearn"
+  path = "{topics_model}"
+
+[[models]]
+name = "slow"
+  [models.cache]
+  ttl_s = 0.5
+  [models.batching]
+  policy = "fixed"
+  size = 1
+  [[models.versions]]
+  version = "1"
+  plugin = "sdk_test_plugins:slow"
+  path = "{softmax_model}"
+  options = {{ predict_delay = "0.3" }}
+
+[[models]]
+name = "learner"
+  [models.cache]
+  exact = true
+  [[models.versions]]
+  version = "1"
+  plugin = "ketch_conformance.reference:plugin"
+  path = "{softmax_model}"
+
+[[apps]]
+name = "digits"
+models = ["digits"]
+latency_objective_ms = 10000
+
+[[apps]]
+name = "similar"
+models = ["similar"]
+latency_objective_ms = 10000
+
+[[apps]]
+name = "topics"
+models = ["topics"]
+latency_objective_ms = 10000
+
+[[apps]]
+name = "slow"
+models = ["slow"]
+latency_objective_ms = 10000
+
+[[apps]]
+name = "learner"
+models = ["learner"]
+latency_objective_ms = 10000
+""",
+    )
+    with start_gateway(config, env=gateway_env()) as process:
+        yield process
+
+
+def ask(url: str, app: str, body: dict[str, Any]) -> dict[str, Any]:
+    answer = httpx.post(
+        f"{url}/apps/{app}/predict", json={**body, "cache_report": True}, timeout=30
+    )
+    assert answer.status_code == 200, answer.text
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+def test_an_exact_repeat_is_answered_from_the_cache(
+    caching_gateway: GatewayProcess, digits: Any
+) -> None:
+    url = caching_gateway.url
+    row = digits[0][321].tolist()
+    first = ask(url, "digits", {"input": row})
+    batches = metric(url, "ketch_batch_size_rows_count", model="digits")
+    second = ask(url, "digits", {"input": row})
+    assert (first["cache"], second["cache"]) == ("miss", "exact")
+    assert first["output"] == second["output"]
+    assert metric(url, "ketch_batch_size_rows_count", model="digits") == batches
+    assert metric(url, "ketch_cache_lookups_total", model="digits", outcome="exact") >= 1
+
+
+def test_rows_of_a_batch_are_cached_one_by_one(
+    caching_gateway: GatewayProcess, digits: Any
+) -> None:
+    url = caching_gateway.url
+    rows = digits[0][400:404].tolist()
+    ask(url, "digits", {"input": rows[1]})
+    answer = ask(url, "digits", {"inputs": [rows[0], rows[1], rows[2], rows[1]]})
+    assert answer["cache"] == ["miss", "exact", "miss", "exact"]
+
+
+def test_another_version_never_serves_this_versions_answers(
+    caching_gateway: GatewayProcess, digits: Any
+) -> None:
+    url = caching_gateway.url
+    row = digits[0][500].tolist()
+    assert ask(url, "digits", {"input": row})["cache"] == "miss"
+    assert ask(url, "digits", {"input": row})["cache"] == "exact"
+    switched = httpx.put(f"{url}/admin/models/digits/version", json={"version": "2"}, headers=AUTH)
+    assert switched.status_code == 200
+    assert ask(url, "digits", {"input": row})["cache"] == "miss"
+    httpx.put(f"{url}/admin/models/digits/version", json={"version": "1"}, headers=AUTH)
+    assert ask(url, "digits", {"input": row})["cache"] == "exact"
+
+
+def test_identical_rows_in_flight_share_one_call(caching_gateway: GatewayProcess) -> None:
+    url = caching_gateway.url
+    row = [0.25] * 64
+    batches = metric(url, "ketch_batch_size_rows_count", model="slow")
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        answers = list(pool.map(lambda _: ask(url, "slow", {"input": row}), range(5)))
+    assert sorted(a["cache"] for a in answers) == ["coalesced"] * 4 + ["miss"]
+    assert len({str(a["output"]) for a in answers}) == 1
+    assert metric(url, "ketch_batch_size_rows_count", model="slow") - batches == 1
+
+
+def test_answers_expire_after_the_time_to_live(caching_gateway: GatewayProcess) -> None:
+    url = caching_gateway.url
+    row = [0.75] * 64
+    first = ask(url, "slow", {"input": row})
+    second = ask(url, "slow", {"input": row})
+    time.sleep(0.6)
+    third = ask(url, "slow", {"input": row})
+    assert [first["cache"], second["cache"], third["cache"]] == ["miss", "exact", "miss"], (
+        first,
+        second,
+        third,
+    )
+
+
+def test_a_model_that_learns_online_is_not_cached_without_a_time_to_live(
+    caching_gateway: GatewayProcess,
+) -> None:
+    url = caching_gateway.url
+    row = [0.5] * 64
+    assert ask(url, "learner", {"input": row})["cache"] == "uncached"
+    assert ask(url, "learner", {"input": row})["cache"] == "uncached"
+
+
+def test_similar_digits_reuse_an_answer(
+    caching_gateway: GatewayProcess, digits: Any, digits_classifier: Any
+) -> None:
+    url = caching_gateway.url
+    rows = digits[0][1000:1100]
+    for start in range(0, 100, 25):
+        ask(url, "similar", {"inputs": rows[start : start + 25].tolist()})
+    rng = np.random.default_rng(1)
+    noisy = np.clip(rows + rng.normal(0, 0.01, rows.shape), 0, 1)
+    answer = ask(url, "similar", {"inputs": noisy.tolist()})
+    hits = [i for i, source in enumerate(answer["cache"]) if source == "approximate"]
+    assert len(hits) > 50
+    expected = digits_classifier.predict(noisy)
+    agree = np.mean([answer["outputs"][i] == expected[i] for i in hits])
+    assert agree > 0.95
+
+
+def test_similar_texts_reuse_an_answer(caching_gateway: GatewayProcess) -> None:
+    url = caching_gateway.url
+    texts, _ = sentences(3, seed=11)
+    ask(url, "topics", {"inputs": texts})
+    shuffled = [" ".join(reversed(text.split())).upper() for text in texts]
+    answer = ask(url, "topics", {"inputs": shuffled})
+    assert answer["cache"] == ["approximate"] * 3
+
+
+def test_feedback_finds_the_prediction_through_the_cache(
+    caching_gateway: GatewayProcess, digits: Any
+) -> None:
+    url = caching_gateway.url
+    row = digits[0][700].tolist()
+    predicted = ask(url, "digits", {"input": row})["output"]
+    feedback = httpx.post(f"{url}/apps/digits/feedback", json={"input": row, "label": 3}).json()
+    assert feedback["recorded"] is True
+    assert feedback["prediction"] == predicted
+    unseen = httpx.post(
+        f"{url}/apps/digits/feedback", json={"input": digits[0][701].tolist(), "label": 1}
+    ).json()
+    assert unseen["prediction"] is None
+
+
+def test_the_inference_endpoint_reports_cache_use_when_asked(
+    caching_gateway: GatewayProcess, digits: Any
+) -> None:
+    url = caching_gateway.url
+    row = digits[0][800]
+    request = {
+        "parameters": {"ketch_cache": True},
+        "inputs": [
+            {"name": "input", "shape": [2, 64], "datatype": "FP64", "data": [row.tolist()] * 2}
+        ],
+    }
+    answer = httpx.post(f"{url}/v2/models/digits/infer", json=request).json()
+    assert answer["parameters"] == {"ketch_cache": "miss,coalesced"}
+    again = httpx.post(f"{url}/v2/models/digits/infer", json=request).json()
+    assert again["parameters"] == {"ketch_cache": "exact,exact"}
+    plain = {key: value for key, value in request.items() if key != "parameters"}
+    assert "parameters" not in httpx.post(f"{url}/v2/models/digits/infer", json=plain).json()
+
+
+def test_cache_metrics(caching_gateway: GatewayProcess, digits: Any) -> None:
+    url = caching_gateway.url
+    ask(url, "digits", {"input": digits[0][900].tolist()})
+    assert metric(url, "ketch_cache_lookups_total", model="digits", outcome="miss") > 0
+    assert metric(url, "ketch_cache_bytes", model="digits", version="1") > 0
+    models = httpx.get(f"{url}/admin/models", headers=AUTH).json()["models"]
+    digits = next(m for m in models if m["name"] == "digits")
+    assert digits["versions"][0]["batching"]["cache"]["entries"] > 0
