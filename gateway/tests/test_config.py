@@ -68,7 +68,7 @@ def test_a_valid_configuration(tmp_path: Path, model_file: Path) -> None:
         [0],
         True,
     )
-    assert config.settings.state_path == tmp_path / "ketch-state.sqlite"
+    assert config.settings.state == str(tmp_path / "ketch-state.sqlite")
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ import uvicorn
 import uvloop
 
 from ketch_gateway.app import create_app
-from ketch_gateway.config import ConfigError, GatewayConfig, load_config
+from ketch_gateway.config import ConfigError, GatewayConfig, load_config, state_location
 from ketch_gateway.gateway import Gateway
 from ketch_gateway.supervisor import WrapperStartFailed
 
@@ -48,7 +48,9 @@ def add_command(commands: Any) -> None:
     parser.add_argument("--host", help="address to listen on (overrides the file)")
     parser.add_argument("--port", type=int, help="port to listen on; 0 picks a free one")
     parser.add_argument("--log-level", help="debug, info, warning, error (overrides the file)")
-    parser.add_argument("--state", help="the state store's SQLite file (overrides the file)")
+    parser.add_argument(
+        "--state", help="the state store: a SQLite file or a redis:// URL (overrides the file)"
+    )
     parser.set_defaults(handler=run_gateway)
 
 
@@ -88,7 +90,10 @@ def run_gateway(args: argparse.Namespace) -> int:
         return 2
     if args.state:
         config = dataclasses.replace(
-            config, settings=dataclasses.replace(config.settings, state_path=Path(args.state))
+            config,
+            settings=dataclasses.replace(
+                config.settings, state=state_location(args.state, Path.cwd())
+            ),
         )
     settings = config.settings
     host = args.host or settings.host

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from ketch import installed_plugins
 from ketch_gateway.config_reader import ConfigError, Reader
+from ketch_gateway.state_store import is_redis_location
 from ketch_gateway.toml_lines import TomlLines
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "read_app",
     "read_model",
     "read_version",
+    "state_location",
 ]
 
 POLICIES: Final = ("single",)
@@ -156,7 +158,8 @@ class GatewaySettings:
     port: int = 8080
     max_body_bytes: int = 16 * 1024 * 1024
     admin_token: str | None = None
-    state_path: Path = Path("ketch-state.sqlite")
+    state: str = "ketch-state.sqlite"
+    """A SQLite file, or a Redis URL (``redis://``, ``rediss://``, ``unix://``)."""
     log_level: str = "info"
 
 
@@ -371,13 +374,21 @@ def read_app(reader: Reader, models: Mapping[str, ModelConfig] | None = None) ->
     )
 
 
+def state_location(state: str, base: Path) -> str:
+    """A Redis URL as it is; a file path made absolute against ``base``."""
+    if is_redis_location(state):
+        return state
+    path = Path(state).expanduser()
+    return str(path if path.is_absolute() else base / path)
+
+
 def _settings(reader: Reader, base: Path) -> GatewaySettings:
     reader.check_keys(
         {"host", "port", "max_body_bytes", "admin_token", "admin_token_env", "state", "log_level"}
     )
     variable = reader.string("admin_token_env", DEFAULT_ADMIN_TOKEN_VARIABLE)
     token = reader.optional_string("admin_token") or os.environ.get(variable) or None
-    state = Path(reader.string("state", "ketch-state.sqlite")).expanduser()
+    state = reader.string("state", "ketch-state.sqlite")
     port = reader.integer("port", 8080, minimum=0)
     if port > 65535:
         raise reader.error("port", f"a port is at most 65535, got {port}")
@@ -386,7 +397,7 @@ def _settings(reader: Reader, base: Path) -> GatewaySettings:
         port=port,
         max_body_bytes=reader.integer("max_body_bytes", 16 * 1024 * 1024, minimum=1),
         admin_token=token,
-        state_path=state if state.is_absolute() else base / state,
+        state=state_location(state, base),
         log_level=reader.string("log_level", "info").lower(),
     )
 
@@ -411,7 +422,7 @@ def parse_config(text: str, source: str = "ketch.toml", base: Path | None = None
     settings = (
         _settings(root.child("gateway"), base)
         if "gateway" in data
-        else GatewaySettings(state_path=base / "ketch-state.sqlite")
+        else GatewaySettings(state=str(base / "ketch-state.sqlite"))
     )
     models = [read_model(item, base) for item in root.tables("models")]
     _unique(root, "models", [m.name for m in models], "model")

@@ -21,7 +21,7 @@ from ketch_gateway.config_reader import ConfigError, Reader
 from ketch_gateway.errors import ApiError, BadRequest, Conflict, NotFound
 from ketch_gateway.metrics import Metrics
 from ketch_gateway.models import Model
-from ketch_gateway.state import SqliteStateStore
+from ketch_gateway.state_store import StateStore, open_store
 from ketch_gateway.supervisor import RestartPolicy
 
 __all__ = ["ADMIN_OPERATIONS", "Gateway"]
@@ -53,14 +53,14 @@ class Gateway:
         }
         self.apps: dict[str, App] = {a.name: App(a) for a in config.apps}
         self._refresh_objectives()
-        self.store = SqliteStateStore(self.settings.state_path)
+        self.store: StateStore = open_store(self.settings.state)
         self.started = False
         self._changes = asyncio.Lock()
         self._prober: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Replay the recorded admin changes, then start every model's replicas."""
-        for operation, body in self.store.admin_changes():
+        for operation, body in await self.store.admin_changes():
             try:
                 await self._apply(operation, body)
             except (ApiError, ConfigError) as error:
@@ -77,7 +77,7 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._prober
         await asyncio.gather(*(model.stop() for model in self.models.values()))
-        self.store.close()
+        await self.store.close()
 
     async def _probe_forever(self) -> None:
         while True:
@@ -120,7 +120,7 @@ class Gateway:
             except ConfigError as error:
                 raise BadRequest(str(error)) from None
             self._refresh_objectives()
-            self.store.record_admin_change(*_as_recorded(operation, body, result))
+            await self.store.record_admin_change(*_as_recorded(operation, body, result))
             return result
 
     async def _apply(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:

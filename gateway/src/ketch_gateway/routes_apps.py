@@ -96,7 +96,7 @@ async def feedback(request: Request) -> Response:
         if query_id is not None and not isinstance(query_id, str):
             raise BadRequest("query_id: expected a string")
         prediction = await app.feedback_prediction(body["input"], gateway.model, "input")
-        feedback_id = gateway.store.record_feedback(
+        feedback_id = await gateway.store.record_feedback(
             app.name,
             user=_user(body),
             row=body["input"],

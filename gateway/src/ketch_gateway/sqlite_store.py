@@ -1,7 +1,7 @@
-"""The gateway's state store: admin changes (replayed on restart) and recorded feedback.
+"""The state store in one SQLite file (WAL mode): the default, for a single gateway.
 
-SQLite in WAL mode by default: one file, no server, safe across restarts. Every
-write commits before the request that made it is answered.
+Writes commit before the request that made them is answered; in WAL mode with
+``synchronous=NORMAL`` a committed write survives the gateway's process dying.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AdminChange", "SqliteStateStore"]
+from ketch_gateway.state_store import AdminChange, PolicyState, StateUpdate
 
-AdminChange = tuple[str, dict[str, Any]]
+__all__ = ["SqliteStateStore"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS admin_changes (
@@ -35,6 +35,18 @@ CREATE TABLE IF NOT EXISTS feedback (
     prediction TEXT
 );
 CREATE INDEX IF NOT EXISTS feedback_by_app_user ON feedback (app, user);
+CREATE TABLE IF NOT EXISTS policy_state (
+    app TEXT NOT NULL,
+    user TEXT NOT NULL,
+    state TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (app, user)
+);
+CREATE TABLE IF NOT EXISTS queries (
+    query_id TEXT PRIMARY KEY,
+    record TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
 """
 
 
@@ -54,7 +66,7 @@ class SqliteStateStore:
         if "prediction" not in columns:  # a store written before predictions were recorded
             self._connection.execute("ALTER TABLE feedback ADD COLUMN prediction TEXT")
 
-    def record_admin_change(self, operation: str, body: dict[str, Any]) -> None:
+    async def record_admin_change(self, operation: str, body: dict[str, Any]) -> None:
         """Append one admin change to the log that a restart replays."""
         with self._lock:
             self._connection.execute(
@@ -62,7 +74,7 @@ class SqliteStateStore:
                 (operation, json.dumps(body), time.time()),
             )
 
-    def admin_changes(self) -> list[AdminChange]:
+    async def admin_changes(self) -> list[AdminChange]:
         """Every admin change, oldest first."""
         with self._lock:
             rows = self._connection.execute(
@@ -70,7 +82,7 @@ class SqliteStateStore:
             ).fetchall()
         return [(operation, json.loads(body)) for operation, body in rows]
 
-    def record_feedback(
+    async def record_feedback(
         self,
         app: str,
         *,
@@ -80,7 +92,7 @@ class SqliteStateStore:
         query_id: str | None,
         prediction: Any = None,
     ) -> int:
-        """Store one feedback example (and the model's prediction for it, when known); its id."""
+        """Store one feedback example (and the prediction for it, when known); its id."""
         with self._lock:
             cursor = self._connection.execute(
                 "INSERT INTO feedback (app, user, input, label, query_id, received_at, prediction) "
@@ -97,7 +109,7 @@ class SqliteStateStore:
             )
         return int(cursor.lastrowid or 0)
 
-    def feedback(self, app: str, user: str | None = None) -> list[dict[str, Any]]:
+    async def feedback(self, app: str, user: str | None = None) -> list[dict[str, Any]]:
         """The feedback recorded for an app (and user), oldest first."""
         query = "SELECT id, user, input, label, query_id, prediction FROM feedback WHERE app = ?"
         parameters: tuple[Any, ...] = (app,)
@@ -118,7 +130,55 @@ class SqliteStateStore:
             for i, u, x, y, q, p in rows
         ]
 
-    def close(self) -> None:
+    def _state(self, app: str, user: str) -> PolicyState | None:
+        found = self._connection.execute(
+            "SELECT state FROM policy_state WHERE app = ? AND user = ?", (app, user)
+        ).fetchone()
+        return None if found is None else dict(json.loads(found[0]))
+
+    async def load_policy_state(self, app: str, user: str) -> PolicyState | None:
+        """A policy's state for an app and user ("" for the app as a whole)."""
+        with self._lock:
+            return self._state(app, user)
+
+    async def update_policy_state(self, app: str, user: str, update: StateUpdate) -> PolicyState:
+        """Read, change and write a policy's state in one transaction; the new state."""
+        with self._lock:
+            self._connection.execute("BEGIN IMMEDIATE")
+            try:
+                state = update(self._state(app, user))
+                self._connection.execute(
+                    "INSERT INTO policy_state (app, user, state, updated_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (app, user) DO UPDATE SET state = excluded.state, "
+                    "updated_at = excluded.updated_at",
+                    (app, user, json.dumps(state), time.time()),
+                )
+            except BaseException:
+                self._connection.execute("ROLLBACK")
+                raise
+            self._connection.execute("COMMIT")
+        return state
+
+    async def remember_query(self, query_id: str, record: dict[str, Any], ttl_s: float) -> None:
+        """Keep what a query needs for its feedback for ``ttl_s`` seconds."""
+        now = time.time()
+        with self._lock:
+            self._connection.execute(
+                "INSERT OR REPLACE INTO queries (query_id, record, expires_at) VALUES (?, ?, ?)",
+                (query_id, json.dumps(record), now + ttl_s),
+            )
+            self._connection.execute("DELETE FROM queries WHERE expires_at < ?", (now,))
+
+    async def recall_query(self, query_id: str) -> dict[str, Any] | None:
+        """What was remembered of a query, if it has not expired."""
+        with self._lock:
+            found = self._connection.execute(
+                "SELECT record FROM queries WHERE query_id = ? AND expires_at >= ?",
+                (query_id, time.time()),
+            ).fetchone()
+        return None if found is None else dict(json.loads(found[0]))
+
+    async def close(self) -> None:
         """Close the database."""
         with self._lock:
             self._connection.close()

@@ -1,0 +1,103 @@
+"""The state store's contract, run against SQLite and against a real Redis server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gateway_test_support import redis_server
+
+from ketch_gateway.sqlite_store import SqliteStateStore
+from ketch_gateway.state_store import StateStore, open_store
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StateStore]:
+    if request.param == "sqlite":
+        opened: StateStore = SqliteStateStore(tmp_path / "state.sqlite")
+        yield opened
+        await opened.close()
+        return
+    with redis_server(tmp_path) as url:
+        opened = open_store(url)
+        yield opened
+        await opened.close()
+
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_admin_changes_keep_their_order(store: StateStore) -> None:
+    await store.record_admin_change("add_app", {"name": "a"})
+    await store.record_admin_change("link", {"app": "a", "model": "m"})
+    assert await store.admin_changes() == [
+        ("add_app", {"name": "a"}),
+        ("link", {"app": "a", "model": "m"}),
+    ]
+
+
+async def test_feedback_by_app_and_user(store: StateStore) -> None:
+    first = await store.record_feedback(
+        "a", user="ada", row=[1, 2], label=3, query_id="q", prediction=2
+    )
+    second = await store.record_feedback("a", user=None, row=[0], label=1, query_id=None)
+    await store.record_feedback("b", user="ada", row="text", label="x", query_id=None)
+    assert second > first
+    records = await store.feedback("a")
+    assert [(r["user"], r["input"], r["label"], r["prediction"]) for r in records] == [
+        ("ada", [1, 2], 3, 2),
+        (None, [0], 1, None),
+    ]
+    assert [r["label"] for r in await store.feedback("a", "ada")] == [3]
+
+
+async def test_policy_state_updates_atomically(store: StateStore) -> None:
+    assert await store.load_policy_state("app", "ada") is None
+
+    def add_one(state: dict[str, Any] | None) -> dict[str, Any]:
+        return {"count": (state or {"count": 0})["count"] + 1}
+
+    await asyncio.gather(*(store.update_policy_state("app", "ada", add_one) for _ in range(25)))
+    assert await store.load_policy_state("app", "ada") == {"count": 25}
+    assert await store.load_policy_state("app", "") is None
+
+
+async def test_a_failed_update_changes_nothing(store: StateStore) -> None:
+    await store.update_policy_state("app", "u", lambda state: {"v": 1})
+
+    def broken(state: dict[str, Any] | None) -> dict[str, Any]:
+        raise ValueError("no")
+
+    with pytest.raises(ValueError, match="no"):
+        await store.update_policy_state("app", "u", broken)
+    assert await store.load_policy_state("app", "u") == {"v": 1}
+
+
+async def test_queries_are_remembered_for_a_while(store: StateStore) -> None:
+    await store.remember_query("q1", {"model": "m2"}, ttl_s=30)
+    await store.remember_query("q2", {"model": "m3"}, ttl_s=0.05)
+    await asyncio.sleep(0.1)
+    assert await store.recall_query("q1") == {"model": "m2"}
+    assert await store.recall_query("q2") is None
+    assert await store.recall_query("unknown") is None
+
+
+async def test_state_survives_reopening(tmp_path: Path) -> None:
+    with redis_server(tmp_path) as url:
+        for location in (str(tmp_path / "state.sqlite"), url):
+            first = open_store(location)
+            await first.update_policy_state("app", "u", lambda state: {"weights": [0.5, 0.5]})
+            await first.record_admin_change("remove_app", {"app": "x"})
+            await first.close()
+            second = open_store(location)
+            assert await second.load_policy_state("app", "u") == {"weights": [0.5, 0.5]}
+            assert await second.admin_changes() == [("remove_app", {"app": "x"})]
+            await second.close()
