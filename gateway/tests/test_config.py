@@ -257,3 +257,49 @@ def test_batching_and_cache_mistakes(
     )
     with pytest.raises(ConfigError, match=re.escape(message)):
         parse_config(text, "ketch.toml", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("app", "message"),
+    [
+        (
+            'policy = "exp4"',
+            "apps[0].classes: policy 'exp4' needs the number of classes (2 or more)",
+        ),
+        ('policy = "exp4"\nclasses = 10\ntask = "ranking"', "apps[0].task: unknown task 'ranking'"),
+        (
+            'policy = "exp3"\nclasses = 3\n[apps.policy_options]\neta = 1',
+            "policy 'exp3' has no option 'eta'",
+        ),
+        ('policy = "single"\n[apps.policy_options]\ngamma = 1', "policy 'single' has no options"),
+        (
+            'policy = "exp4"\nclasses = 3\nmin_confidence = 2',
+            "apps[0].min_confidence: is a probability",
+        ),
+    ],
+)
+def test_correction_settings_are_checked(
+    tmp_path: Path, model_file: Path, app: str, message: str
+) -> None:
+    text = config_text(model_file).replace(
+        "default_output = [0]\n", "default_output = [0]\n" + app + "\n"
+    )
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config(text, "ketch.toml", tmp_path)
+
+
+def test_correction_settings(tmp_path: Path, model_file: Path) -> None:
+    extra = 'policy = "personalized"\nclasses = 10\nmin_confidence = 0.5\nforward_feedback = true\n'
+    extra += "[apps.policy_options]\nlearning_rate = 0.5\n"
+    text = config_text(model_file).replace(
+        "default_output = [0]\n", "default_output = [0]\n" + extra
+    )
+    app = parse_config(text, "ketch.toml", tmp_path).apps[0]
+    assert (app.policy, app.classes, app.min_confidence, app.forward_feedback) == (
+        "personalized",
+        10,
+        0.5,
+        True,
+    )
+    assert app.policy_options == {"learning_rate": 0.5}
+    assert app.straggler_mitigation

@@ -10,10 +10,12 @@ from typing import Any
 
 from ketch_gateway.caching import CachingPredictor
 from ketch_gateway.config import AppConfig
+from ketch_gateway.corrector import Corrector
 from ketch_gateway.errors import ApiError, GatewayTimeout, ServiceUnavailable
 from ketch_gateway.models import Model
 from ketch_gateway.policies import Policy, policy_for
 from ketch_gateway.rows import inputs_from_rows, rows_from_outputs
+from ketch_gateway.state_store import StateStore
 
 __all__ = ["App", "AppAnswer"]
 
@@ -31,20 +33,25 @@ class AppAnswer:
     model: str | None = None
     sources: list[str] | None = None
     """Per row, where its answer came from (exact, approximate, coalesced, miss) when cached."""
+    contributors: list[str] | None = None
+    """The models whose answers were combined (correction policies)."""
+    confidence: list[float] | None = None
+    """Per row, how sure the combined answer is (correction policies)."""
 
 
 class App:
     """An app: linked models, a policy, a latency objective and (perhaps) a default output."""
 
-    def __init__(self, config: AppConfig) -> None:
+    def __init__(self, config: AppConfig, store: StateStore) -> None:
         self.name = config.name
         self.models = list(config.models)
         self.objective_s = config.latency_objective_ms / 1000.0
         self.policy_name = config.policy
-        self.policy: Policy = policy_for(config.policy)
+        self.policy: Policy = policy_for("single")  # the pass-through; other policies correct
         self.default_output = config.default_output
         self.has_default_output = config.has_default_output
         self.config = config
+        self.corrector = Corrector(config, store) if config.policy != "single" else None
 
     def _fallback(self, rows: int, query_id: str, reason: str, model: str | None) -> AppAnswer:
         if not self.has_default_output:
@@ -67,6 +74,16 @@ class App:
         query_id = uuid.uuid4().hex
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.objective_s
+        if self.corrector is not None:
+            return await self._predict_corrected(
+                self.corrector,
+                rows,
+                user=user,
+                find_model=find_model,
+                field=field,
+                query_id=query_id,
+                deadline=deadline,
+            )
         name = self.policy.select(self.models, user)[0]
         version = find_model(name).version()
         objective = f"the latency objective of {self.objective_s * 1000:g} ms"
@@ -95,6 +112,85 @@ class App:
             rows_from_outputs(combined, len(rows)), False, query_id, model=name, sources=sources
         )
 
+    async def _predict_corrected(
+        self,
+        corrector: Corrector,
+        rows: Sequence[Any],
+        *,
+        user: str | None,
+        find_model: Callable[[str], Model],
+        field: str,
+        query_id: str,
+        deadline: float,
+    ) -> AppAnswer:
+        corrected = await corrector.predict(
+            self.name,
+            rows,
+            user,
+            models=self.models,
+            find_model=find_model,
+            field=field,
+            deadline=deadline,
+            query_id=query_id,
+        )
+        if not corrected.rows:
+            reasons = "; ".join(f"{m}: {why}" for m, why in corrected.failures.items())
+            return self._fallback(len(rows), query_id, f"no model answered ({reasons})", None)
+        threshold = self.config.min_confidence
+        outputs = []
+        unsure = 0
+        for combined in corrected.rows:
+            if combined.confidence < threshold and self.has_default_output:
+                outputs.append(self.default_output)
+                unsure += 1
+            else:
+                outputs.append(corrector.output(combined))
+        if unsure and not self.has_default_output:
+            raise ServiceUnavailable(
+                f"app {self.name!r}: confidence below {threshold:g}, and no default output"
+            )
+        explanation = None
+        if unsure:
+            explanation = (
+                f"{unsure} of {len(rows)} rows below the minimum confidence {threshold:g}; "
+                "answered the default output for them"
+            )
+        missing = [m for m in corrected.asked if m in corrected.failures]
+        if missing and not explanation:
+            explanation = "combined without " + ", ".join(
+                f"{m} ({corrected.failures[m]})" for m in missing
+            )
+        return AppAnswer(
+            outputs,
+            unsure == len(rows),
+            query_id,
+            explanation,
+            contributors=corrected.rows[0].contributors,
+            confidence=[round(c.confidence, 6) for c in corrected.rows],
+        )
+
+    async def feedback(
+        self,
+        row: Any,
+        label: Any,
+        *,
+        user: str | None,
+        query_id: str | None,
+        find_model: Callable[[str], Model],
+    ) -> Any:
+        """Validate and learn from one example; the prediction(s) it was joined with."""
+        if self.corrector is not None:
+            return await self.corrector.observe(
+                self.name,
+                row,
+                label,
+                user=user,
+                query_id=query_id,
+                models=self.models,
+                find_model=find_model,
+            )
+        return await self.feedback_prediction(row, find_model, "input")
+
     async def feedback_prediction(
         self, row: Any, find_model: Callable[[str], Model], field: str
     ) -> Any:
@@ -122,6 +218,7 @@ class App:
             "models": list(self.models),
             "latency_objective_ms": self.objective_s * 1000.0,
             "policy": self.policy_name,
+            "task": self.config.task if self.corrector else None,
             "default_output": self.default_output if self.has_default_output else None,
             "has_default_output": self.has_default_output,
         }

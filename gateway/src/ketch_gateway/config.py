@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from ketch import installed_plugins
+from ketch_gateway.answers import TASKS
 from ketch_gateway.config_reader import ConfigError, Reader
+from ketch_gateway.correction import CORRECTION_POLICIES
 from ketch_gateway.state_store import is_redis_location
 from ketch_gateway.toml_lines import TomlLines
 
@@ -42,7 +44,7 @@ __all__ = [
     "state_location",
 ]
 
-POLICIES: Final = ("single",)
+POLICIES: Final = ("single", "exp3", "exp4", "epsilon_greedy", "ucb1", "personalized")
 BATCH_POLICIES: Final = ("aimd", "fixed", "none")
 DEFAULT_ADMIN_TOKEN_VARIABLE: Final = "KETCH_ADMIN_TOKEN"
 
@@ -57,6 +59,8 @@ class LaunchSpec:
     count: int = 1
     options: Mapping[str, str] = field(default_factory=dict)
     max_batch: int | None = None
+    test_delay_ms: float = 0.0
+    """Tests and benchmarks only: a deliberately slow replica (``ketch serve --test-delay-ms``)."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +144,15 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class AppConfig:
-    """An application: its models, latency objective, default output and policy."""
+    """An application: its models, latency objective, default output and correction policy.
+
+    Policies other than ``single`` combine and learn from answers of a ``task``
+    (``classification`` over ``classes`` classes, or ``regression``), read from each
+    model's ``output`` (by default the first output that fits). Below
+    ``min_confidence`` the default output is answered. ``straggler_mitigation``
+    combines what arrived by the objective instead of waiting for every model;
+    ``forward_feedback`` also teaches the models that learn online.
+    """
 
     name: str
     models: tuple[str, ...]
@@ -148,6 +160,13 @@ class AppConfig:
     policy: str = "single"
     default_output: Any = None
     has_default_output: bool = False
+    task: str = "classification"
+    classes: int = 0
+    output: str | None = None
+    min_confidence: float = 0.0
+    straggler_mitigation: bool = True
+    forward_feedback: bool = False
+    policy_options: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -203,13 +222,31 @@ def _plugin(reader: Reader) -> str:
 def read_version(reader: Reader, base: Path) -> VersionConfig:
     """One ``[[models.versions]]`` table; paths are relative to ``base``."""
     reader.check_keys(
-        {"version", "addresses", "plugin", "path", "device", "count", "options", "max_batch"},
+        {
+            "version",
+            "addresses",
+            "plugin",
+            "path",
+            "device",
+            "count",
+            "options",
+            "max_batch",
+            "test_delay_ms",
+        },
         {"version"},
     )
     version = reader.string("version")
     addresses = tuple(_address(reader, "addresses", a) for a in reader.strings("addresses", ()))
     launch = None
-    launching = {"plugin", "path", "device", "count", "options", "max_batch"} & set(reader.data)
+    launching = {
+        "plugin",
+        "path",
+        "device",
+        "count",
+        "options",
+        "max_batch",
+        "test_delay_ms",
+    } & set(reader.data)
     if launching:
         if "plugin" not in reader.data or "path" not in reader.data:
             missing = "plugin" if "plugin" not in reader.data else "path"
@@ -225,6 +262,7 @@ def read_version(reader: Reader, base: Path) -> VersionConfig:
             count=reader.integer("count", 1, minimum=0),
             options=reader.string_table("options"),
             max_batch=reader.optional_integer("max_batch", minimum=1),
+            test_delay_ms=reader.number("test_delay_ms", 0.0, minimum=0, inclusive=True),
         )
     if not addresses and launch is None:
         raise reader.error(
@@ -350,7 +388,20 @@ def read_model(reader: Reader, base: Path) -> ModelConfig:
 def read_app(reader: Reader, models: Mapping[str, ModelConfig] | None = None) -> AppConfig:
     """One ``[[apps]]`` table; ``models``, when given, are the models it may link."""
     reader.check_keys(
-        {"name", "models", "latency_objective_ms", "policy", "default_output"},
+        {
+            "name",
+            "models",
+            "latency_objective_ms",
+            "policy",
+            "default_output",
+            "task",
+            "classes",
+            "output",
+            "min_confidence",
+            "straggler_mitigation",
+            "forward_feedback",
+            "policy_options",
+        },
         {"name", "models", "latency_objective_ms"},
     )
     linked = reader.strings("models")
@@ -364,6 +415,15 @@ def read_app(reader: Reader, models: Mapping[str, ModelConfig] | None = None) ->
         raise reader.error(
             "policy", f"unknown policy {policy!r}; expected one of {', '.join(POLICIES)}"
         )
+    task = reader.string("task", "classification")
+    if task not in TASKS:
+        raise reader.error("task", f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    classes = reader.integer("classes", 0, minimum=0)
+    if policy != "single" and task == "classification" and classes < 2:
+        raise reader.error("classes", f"policy {policy!r} needs the number of classes (2 or more)")
+    confidence = reader.number("min_confidence", 0.0, minimum=0, inclusive=True)
+    if confidence > 1:
+        raise reader.error("min_confidence", f"is a probability between 0 and 1, got {confidence}")
     return AppConfig(
         name=reader.string("name"),
         models=linked,
@@ -371,7 +431,26 @@ def read_app(reader: Reader, models: Mapping[str, ModelConfig] | None = None) ->
         policy=policy,
         default_output=reader.data.get("default_output"),
         has_default_output="default_output" in reader.data,
+        task=task,
+        classes=classes,
+        output=reader.optional_string("output"),
+        min_confidence=confidence,
+        straggler_mitigation=reader.boolean("straggler_mitigation", True),
+        forward_feedback=reader.boolean("forward_feedback", False),
+        policy_options=_policy_options(reader, policy),
     )
+
+
+def _policy_options(reader: Reader, policy: str) -> dict[str, float]:
+    if "policy_options" not in reader.data:
+        return {}
+    table = reader.child("policy_options")
+    if policy == "single":
+        raise reader.error("policy_options", "policy 'single' has no options")
+    try:
+        return CORRECTION_POLICIES[policy].check_options(table.data)
+    except ValueError as error:
+        raise reader.error("policy_options", str(error)) from None
 
 
 def state_location(state: str, base: Path) -> str:

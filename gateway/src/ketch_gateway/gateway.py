@@ -51,9 +51,9 @@ class Gateway:
         self.models: dict[str, Model] = {
             m.name: Model(m, self.restart, self.metrics) for m in config.models
         }
-        self.apps: dict[str, App] = {a.name: App(a) for a in config.apps}
-        self._refresh_objectives()
         self.store: StateStore = open_store(self.settings.state)
+        self.apps: dict[str, App] = {a.name: App(a, self.store) for a in config.apps}
+        self._refresh_objectives()
         self.started = False
         self._changes = asyncio.Lock()
         self._prober: asyncio.Task[None] | None = None
@@ -189,7 +189,7 @@ class Gateway:
         config = read_app(Reader(body), {name: m.config for name, m in self.models.items()})
         if config.name in self.apps:
             raise Conflict(f"app {config.name!r} already exists")
-        self.apps[config.name] = App(config)
+        self.apps[config.name] = App(config, self.store)
         return self.apps[config.name].describe()
 
     async def _remove_app(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ketch import Signature, WrapperCallError
+from ketch import Capabilities, Signature, WrapperCallError
 from ketch_gateway.batcher import BatchingPredictor
 from ketch_gateway.caching import CachingPredictor
 from ketch_gateway.config import ModelConfig, VersionConfig
@@ -48,6 +48,7 @@ class ModelVersion:
         self.desired = config.launch.count if config.launch else 0
         self.managed: list[ManagedWrapper] = []
         self.signature: Signature | None = None
+        self.capabilities: Capabilities | None = None
         queue: Predictor = (
             DirectPredictor(model, self.replicas)
             if batching.policy == "none"
@@ -188,6 +189,7 @@ class ModelVersion:
             capabilities = await replica.client.capabilities(model=self.model)
         except WrapperCallError:  # not a Ketch wrapper: only the configured bound applies
             capabilities = None
+        self.capabilities = capabilities
         declared = capabilities.max_batch if capabilities else None
         bounds = [bound for bound in (launched, declared) if bound]
         self.predictor.set_max_batch(min(bounds) if bounds else None)

@@ -242,6 +242,13 @@ def openapi_document() -> dict[str, Any]:
             ),
         },
         "/admin/apps/{app}": {"delete": _operation("Remove an app", tag="admin", admin=True)},
+        "/admin/apps/{app}/state": {
+            "get": _operation(
+                "The correction policy's state (query parameter user: one user's)",
+                tag="admin",
+                admin=True,
+            )
+        },
         "/admin/apps/{app}/links": {
             "post": _operation(
                 "Link a model",

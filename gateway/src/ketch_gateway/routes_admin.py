@@ -114,6 +114,15 @@ async def list_apps(request: Request) -> Response:
     return json_response({"apps": [a.describe() for a in gateway.apps.values()]})
 
 
+async def app_state(request: Request) -> Response:
+    """``GET /admin/apps/{app}/state[?user=U]``: the correction policy's state (JSON)."""
+    gateway = _authorised(request)
+    app = gateway.app(request.path_params["app"])
+    user = request.query_params.get("user", "")
+    state = await gateway.store.load_policy_state(app.name, user)
+    return json_response({"app": app.name, "user": user, "policy": app.policy_name, "state": state})
+
+
 async def add_app(request: Request) -> Response:
     """``POST /admin/apps`` with an app as in the configuration file."""
     gateway = _authorised(request)
@@ -155,6 +164,7 @@ def admin_routes() -> list[Route]:
         Route("/admin/apps", list_apps, methods=["GET"]),
         Route("/admin/apps", add_app, methods=["POST"]),
         Route("/admin/apps/{app}", remove_app, methods=["DELETE"]),
+        Route("/admin/apps/{app}/state", app_state, methods=["GET"]),
         Route("/admin/apps/{app}/links", link, methods=["POST"]),
         Route("/admin/apps/{app}/links/{model}", unlink, methods=["DELETE"]),
     ]

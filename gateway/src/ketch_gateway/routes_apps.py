@@ -78,6 +78,10 @@ async def predict(request: Request) -> Response:
         }
         if answer.explanation:
             result["explanation"] = answer.explanation
+        if answer.contributors is not None:
+            result["models"] = answer.contributors
+        if answer.confidence is not None:
+            result["confidence"] = answer.confidence[0] if single else answer.confidence
         if body.get("cache_report") is True:
             sources = answer.sources or ["uncached"] * len(rows)
             result["cache"] = sources[0] if single else sources
@@ -95,7 +99,13 @@ async def feedback(request: Request) -> Response:
         query_id = body.get("query_id")
         if query_id is not None and not isinstance(query_id, str):
             raise BadRequest("query_id: expected a string")
-        prediction = await app.feedback_prediction(body["input"], gateway.model, "input")
+        prediction = await app.feedback(
+            body["input"],
+            body["label"],
+            user=_user(body),
+            query_id=query_id,
+            find_model=gateway.model,
+        )
         feedback_id = await gateway.store.record_feedback(
             app.name,
             user=_user(body),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,8 +27,13 @@ def order_wrapper(order_savedmodel: Path) -> Iterator[WrapperProcess]:
 def test_startup_time_is_logged_once_and_startup_noise_is_quiet(
     order_wrapper: WrapperProcess,
 ) -> None:
-    log = list(order_wrapper.stderr_tail)
-    startup = [line for line in log if "tensorflow wrapper start-up:" in line]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the log line may trail the ready line on stdout
+        log = list(order_wrapper.stderr_tail)
+        startup = [line for line in log if "tensorflow wrapper start-up:" in line]
+        if startup:
+            break
+        time.sleep(0.05)
     assert len(startup) == 1, log
     assert "from process start to ready (importing TensorFlow" in startup[0]
     assert "loading the model" in startup[0]
