@@ -159,6 +159,8 @@ async def _load(
         "throughput": len(window.latencies) / seconds,
         "p50_ms": float(np.percentile(values, 50)),
         "p99_ms": float(np.percentile(values, 99)),
+        "max_ms": float(values.max()),
+        "percentiles_ms": np.percentile(values, np.arange(101)).round(3).tolist(),
     }
 
 

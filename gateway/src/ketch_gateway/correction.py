@@ -19,8 +19,10 @@ Python objects in memory and JSON in the state store (``dump`` and ``load``).
   (classification) or recursive least squares (regression), starting from an
   app-wide model that every user's feedback also trains.
 
-Rewards are the probability a model gave the true class (classification) or
-``1 - min(1, (error / loss_scale) ** 2)`` (regression).
+A model's reward is 1 when its top class is the label, else 0 (classification),
+or ``1 - min(1, (error / loss_scale) ** 2)`` (regression). Correctness, not the
+probability given to the label: a probability reward favours the most confident
+model over the most accurate one, and the answer a caller gets is the top class.
 """
 
 from __future__ import annotations
@@ -118,7 +120,7 @@ class CorrectionPolicy:
     def reward(self, answer: np.ndarray, label: float) -> float:
         """How good ``answer`` was, between 0 and 1."""
         if self.reader.task == "classification":
-            return float(answer[int(label)])
+            return float(int(np.argmax(answer)) == int(label))
         scale = self.options.get("loss_scale", 1.0) or 1.0
         return 1.0 - min(1.0, ((float(answer) - label) / scale) ** 2)
 
@@ -153,7 +155,7 @@ class Exp4(CorrectionPolicy):
 
     name = "exp4"
     queries_every_model = True
-    option_defaults: ClassVar[dict[str, float]] = {"eta": 1.0, "loss_scale": 1.0}
+    option_defaults: ClassVar[dict[str, float]] = {"eta": 0.05, "loss_scale": 1.0}
 
     def initial_state(self, models: Sequence[str]) -> State:
         """Equal weights."""

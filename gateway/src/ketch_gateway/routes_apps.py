@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from starlette.requests import Request
@@ -56,6 +57,7 @@ def _target(request: Request, gateway: Gateway) -> str:
 async def predict(request: Request) -> Response:
     """Answer one row (``input``) or several (``inputs``) within the app's latency objective."""
     gateway = _gateway(request)
+    arrived = asyncio.get_running_loop().time()
     with gateway.metrics.observe("app", _target(request, gateway)):
         app, body = await _read(request, gateway, PREDICT_KEYS)
         if ("input" in body) == ("inputs" in body):
@@ -68,7 +70,7 @@ async def predict(request: Request) -> Response:
             if not isinstance(rows, list) or not rows:
                 raise BadRequest("inputs: expected a non-empty list of rows")
         field = "input" if single else "inputs"
-        answer = await app.predict(rows, _user(body), gateway.model, field)
+        answer = await app.predict(rows, _user(body), gateway.model, field, arrived=arrived)
         if answer.default:
             gateway.metrics.defaults.labels(app.name).inc()
         result: dict[str, Any] = {
