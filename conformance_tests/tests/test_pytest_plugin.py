@@ -234,3 +234,31 @@ def test_command_line_target_reports_a_broken_wrapper(
     assert outcomes["passed"] + outcomes["failed"] + outcomes["skipped"] == len(
         [check for check in CHECKS.values() if "in_process" in check.transports]
     )
+
+
+def test_a_module_marked_may_skip_may_lack_its_target_but_not_skip_a_check(
+    pytester: pytest.Pytester, reference_model: Path
+) -> None:
+    pytester.makeini("[pytest]\nketch_strict = true\n")
+    pytester.makepyfile(
+        test_gpu_target=f"""
+        import pytest
+        from ketch_conformance import ConformanceTarget
+        from ketch_conformance.suite import TestInProcess
+
+        pytestmark = pytest.mark.ketch_target_may_skip("needs a GPU")
+
+        @pytest.fixture(scope="module", params=["absent", "present"])
+        def ketch_target(request):
+            if request.param == "absent":
+                pytest.skip("no GPU here")
+            return ConformanceTarget("{REFERENCE}", {str(reference_model)!r})
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        *QUIET, "-k", "loads or observe_moves_toward_labels", "-rs"
+    )
+    result.assert_outcomes(passed=1, skipped=2, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*strict mode allows no skips: the target gives no sample_labels*", "*no GPU here*"]
+    )

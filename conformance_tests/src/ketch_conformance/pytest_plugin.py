@@ -22,7 +22,7 @@ from ketch_conformance.checks import CheckContext
 from ketch_conformance.expected_failures import read_expected_failures
 from ketch_conformance.factory_hooks import FACTORY_GROUP, TargetFactory
 from ketch_conformance.samples import random_inputs, take_rows
-from ketch_conformance.session import ConformanceSession
+from ketch_conformance.session import MAY_SKIP_MARKER, ConformanceSession
 from ketch_conformance.subjects import GrpcSubject, InProcessSubject, load_in_process
 from ketch_conformance.target import ConformanceTarget
 
@@ -102,6 +102,11 @@ def _register_target_factories(config: pytest.Config, plugin: str) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Set up strict mode, expected failures and the report; run the suite for a CLI target."""
+    config.addinivalue_line(
+        "markers",
+        f"{MAY_SKIP_MARKER}(reason): the module's conformance target may be missing on this "
+        "machine; a skip while setting it up does not fail strict mode",
+    )
     plugin = config.getoption("ketch_plugin")
     if plugin and config.args_source != pytest.Config.ArgsSource.ARGS:
         config.args = [str(SUITE_PATH)]

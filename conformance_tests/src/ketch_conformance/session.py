@@ -22,9 +22,11 @@ from ketch_conformance.report import CheckResult, format_table, write_report
 from ketch_conformance.suite import TestInProcess, TestOverGrpc
 from ketch_conformance.tiers import NOT_APPLICABLE_PREFIX
 
-__all__ = ["STRICT_PREFIX", "ConformanceSession", "SuiteItem", "suite_item"]
+__all__ = ["MAY_SKIP_MARKER", "STRICT_PREFIX", "ConformanceSession", "SuiteItem", "suite_item"]
 
 STRICT_PREFIX = "strict mode allows no skips: "
+MAY_SKIP_MARKER = "ketch_target_may_skip"
+"""Marks a test module whose target may be missing here (a GPU-only target on a CPU machine)."""
 _SKIP_PREFIX = "Skipped: "
 
 
@@ -118,13 +120,19 @@ class ConformanceSession:
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        """In strict mode a skip (other than not applicable) fails; then record the outcome."""
+        """In strict mode a skip (other than not applicable) fails; then record the outcome.
+
+        The one exception: in a module marked ``ketch_target_may_skip``, a skip while
+        the target is set up (its fixture found no GPU, say) stays a skip. Once the
+        target exists, its checks are held to strict mode as everywhere.
+        """
         report = yield
         found = suite_item(item)
         if found is None:
             return report
         outcome, message = _outcome(report)
-        if outcome == "skipped" and self.strict:
+        absent_target = report.when == "setup" and item.get_closest_marker(MAY_SKIP_MARKER)
+        if outcome == "skipped" and self.strict and not absent_target:
             report.outcome = "failed"
             report.longrepr = STRICT_PREFIX + message
             outcome, message = "failed", report.longrepr
