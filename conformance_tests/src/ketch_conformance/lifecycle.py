@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -87,9 +87,10 @@ def _answer_problem(
     return None
 
 
-def _signal(call: object) -> object:
+def _signal(call: Callable[[], object]) -> object:
+    """What a readiness call answered, or None when it failed."""
     try:
-        return call() if callable(call) else call
+        return call()
     except WrapperCallError:
         return None
 
