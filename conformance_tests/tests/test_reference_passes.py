@@ -21,4 +21,5 @@ def ketch_target(
         "ketch_conformance.reference:plugin",
         reference_model,
         sample_inputs={"input": digit_rows[0][900:916]},
+        sample_labels=digit_rows[1][900:916],
     )

@@ -83,6 +83,10 @@ class CountingWrapper:
         return (yield)
 
 
+counting = CountingWrapper()
+"""A shared instance, for ``KETCH_EXTRA_PLUGINS=sdk_test_plugins:counting``."""
+
+
 class MisspeltHook(SoftmaxRegressionPlugin):
     """A framework plugin with a typo in one hook name."""
 

@@ -8,10 +8,12 @@ import sdk_test_plugins
 
 from ketch import (
     DISABLE_VARIABLE,
+    EXTRA_VARIABLE,
     ModelLoadError,
     ModelSpec,
     PluginError,
     disabled_plugins,
+    extra_plugins,
     installed_plugins,
     select_framework,
 )
@@ -106,3 +108,25 @@ def test_load_errors_name_the_file(tmp_path: Path) -> None:
     broken.write_bytes(b"garbage")
     with pytest.raises(ModelLoadError, match="not a softmax model archive"):
         framework.load(ModelSpec.from_path(broken))
+
+
+def test_extra_plugins_named_by_reference_wrap_the_framework(softmax_path: Path) -> None:
+    environ = {EXTRA_VARIABLE: "sdk_test_plugins:counting, sdk_test_plugins:counting"}
+    assert extra_plugins(environ) == ("sdk_test_plugins:counting",)
+    before = sdk_test_plugins.counting.calls
+    framework = select_framework("ketch_conformance.reference:plugin", environ=environ)
+    model = framework.load(ModelSpec.from_path(softmax_path))
+    framework.batch_predict(model, {"input": np.zeros((2, 64), np.float32)})
+    assert sdk_test_plugins.counting.calls == before + 1
+    without_autoload = select_framework(
+        "ketch_conformance.reference:plugin", autoload=False, environ=environ
+    )
+    assert without_autoload.manager.get_plugin("sdk_test_plugins:counting") is None
+
+
+def test_extra_plugin_that_is_a_framework_is_refused() -> None:
+    environ = {EXTRA_VARIABLE: "ketch_conformance.reference:plugin"}
+    with pytest.raises(PluginError, match=r"KETCH_EXTRA_PLUGINS names .* not a cross-cutting"):
+        select_framework("sklearn", environ=environ)
+    with pytest.raises(PluginError, match="'no_such_module' cannot be imported"):
+        select_framework("sklearn", environ={EXTRA_VARIABLE: "no_such_module:plugin"})

@@ -46,6 +46,9 @@ def test_signature_rules() -> None:
         Signature(inputs=(TensorSpec("x", "FP32", (-1,)),), outputs=())
     with pytest.raises(ValueError, match="max_batch must be at least 1"):
         Capabilities(max_batch=0)
+    with pytest.raises(ValueError, match="persists_observations needs observe"):
+        Capabilities(persists_observations=True)
+    assert Capabilities(observe=True, persists_observations=True).persists_observations
 
 
 def test_model_spec_options() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -286,6 +287,17 @@ def read_prefixed_line(process: subprocess.Popen[str], prefix: str) -> dict[str,
             assert isinstance(fields, dict)
             return fields
     raise AssertionError(f"no {prefix.strip()} line")
+
+
+def test_sigterm_that_another_thread_receives_still_stops_the_wrapper(softmax_path: Path) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if not hasattr(libc, "tgkill") or not Path("/proc/self/task").is_dir():
+        pytest.skip("sending a signal to one thread needs Linux's tgkill")
+    with start_wrapper(REFERENCE_PLUGIN, softmax_path, echo_stderr=False) as process:
+        others = [int(task) for task in os.listdir(f"/proc/{process.pid}/task")]
+        others.remove(process.pid)
+        assert libc.tgkill(process.pid, others[-1], signal.SIGTERM) == 0
+        assert process.process.wait(timeout=30) == 0
 
 
 def test_liveness_answers_while_the_model_loads(

@@ -2,29 +2,42 @@
 
 As a pytest plugin (loaded automatically once installed) it is inert until it
 is given a target; see :mod:`ketch_conformance.suite`. The checks can also be
-run from Python through :data:`CHECKS`.
+run from Python through :data:`CHECKS`; ``ketch conformance`` runs the suite from
+the command line, and ``ketch new-plugin`` starts a plugin that passes it.
 """
 
 from ketch_conformance.checks import CHECKS, IN_PROCESS, OVER_GRPC, Check, CheckContext, checks_for
-from ketch_conformance.failures import ConformanceFailure, assert_outputs_equal
+from ketch_conformance.failures import CheckSkipped, ConformanceFailure, assert_outputs_equal
+from ketch_conformance.labels import default_prediction_error
+from ketch_conformance.report import CheckResult, format_table, read_report
 from ketch_conformance.samples import random_inputs, take_rows
 from ketch_conformance.subjects import GrpcSubject, InProcessSubject, Subject, load_in_process
-from ketch_conformance.target import ConformanceTarget
+from ketch_conformance.target import ConformanceTarget, PredictionError
+from ketch_conformance.tiers import NOT_APPLICABLE_PREFIX, TIERS, not_applicable
 
 __all__ = [
     "CHECKS",
     "IN_PROCESS",
+    "NOT_APPLICABLE_PREFIX",
     "OVER_GRPC",
+    "TIERS",
     "Check",
     "CheckContext",
+    "CheckResult",
+    "CheckSkipped",
     "ConformanceFailure",
     "ConformanceTarget",
     "GrpcSubject",
     "InProcessSubject",
+    "PredictionError",
     "Subject",
     "assert_outputs_equal",
     "checks_for",
+    "default_prediction_error",
+    "format_table",
     "load_in_process",
+    "not_applicable",
     "random_inputs",
+    "read_report",
     "take_rows",
 ]

@@ -1,134 +1,48 @@
 """The checks: each states one rule of the contract and fails a wrapper that breaks it.
 
-A check is a function of a :class:`CheckContext` that returns quietly when the
-rule holds and raises :class:`ConformanceFailure`, saying what is wrong, when it
-does not. Checks run in process (the hooks, called directly) or over gRPC (a
-real ``ketch serve`` process), as each declares.
+This module holds the rules about answers and errors that every wrapper keeps;
+importing it also registers the checks of the other ``checks_*`` modules. The
+registry, :class:`CheckContext` and :class:`Check` live in
+:mod:`ketch_conformance.registry` and are re-exported here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import importlib
 from typing import Final
 
 import numpy as np
 
 from ketch import (
-    ContractViolation,
     DeviceUnavailableError,
     Signature,
     TensorSpec,
-    Tolerance,
     WrapperStartError,
     start_wrapper,
-    validate_outputs,
 )
 from ketch.proto import grpc_service_pb2 as pb
 from ketch.wire import infer_request
 from ketch_conformance.failures import ConformanceFailure, assert_outputs_equal
+from ketch_conformance.registry import (
+    CHECKS,
+    IN_PROCESS,
+    OVER_GRPC,
+    Check,
+    CheckContext,
+    check,
+    checks_for,
+    concatenate,
+    grpc_subject,
+    in_process_subject,
+    singles,
+)
 from ketch_conformance.samples import take_rows
-from ketch_conformance.subjects import GrpcSubject, InProcessSubject, Subject, load_in_process
-from ketch_conformance.target import ConformanceTarget
+from ketch_conformance.subjects import GrpcSubject, InProcessSubject, load_in_process
 
 __all__ = ["CHECKS", "IN_PROCESS", "OVER_GRPC", "Check", "CheckContext", "checks_for"]
 
-IN_PROCESS: Final = "in_process"
-OVER_GRPC: Final = "grpc"
 IMPOSSIBLE_DEVICES: Final = ("no-such-device", "cuda:99")
 MIN_SAMPLE_ROWS: Final = 4
-
-
-@dataclass(frozen=True)
-class CheckContext:
-    """What a check works with: the wrapper, rows to try, and the declared tolerance."""
-
-    subject: Subject
-    inputs: Mapping[str, np.ndarray]
-    tolerance: Tolerance
-    target: ConformanceTarget
-
-    @property
-    def rows(self) -> int:
-        """How many sample rows there are."""
-        return len(next(iter(self.inputs.values())))
-
-    @property
-    def signature(self) -> Signature:
-        """The signature the wrapper declares."""
-        return self.subject.signature
-
-    def predict(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The subject's outputs, checked to keep the signature's promises."""
-        outputs = self.subject.predict(inputs)
-        rows = len(next(iter(inputs.values())))
-        try:
-            return validate_outputs(self.signature, outputs, rows, plugin="the wrapper")
-        except ContractViolation as error:
-            raise ConformanceFailure(f"{self.subject.label}: {error}") from error
-
-
-CheckFunction = Callable[[CheckContext], None]
-
-
-@dataclass(frozen=True)
-class Check:
-    """One rule: its name, tier, where it runs, what it states, and the function that checks it."""
-
-    name: str
-    tier: str
-    transports: tuple[str, ...]
-    rule: str
-    run: CheckFunction
-
-
-CHECKS: dict[str, Check] = {}
-
-
-def check(
-    name: str,
-    rule: str,
-    *,
-    tier: str = "core",
-    transports: tuple[str, ...] = (IN_PROCESS, OVER_GRPC),
-) -> Callable[[CheckFunction], CheckFunction]:
-    """Register a check function under ``name``."""
-
-    def register(function: CheckFunction) -> CheckFunction:
-        if name in CHECKS:
-            raise ValueError(f"check {name!r} is registered twice")
-        CHECKS[name] = Check(name, tier, transports, rule, function)
-        return function
-
-    return register
-
-
-def checks_for(transport: str) -> list[Check]:
-    """The checks that run over ``transport``, in registration order."""
-    return [item for item in CHECKS.values() if transport in item.transports]
-
-
-def _in_process(context: CheckContext) -> InProcessSubject:
-    subject = context.subject
-    if not isinstance(subject, InProcessSubject):
-        raise TypeError("this check runs in process only")
-    return subject
-
-
-def _over_grpc(context: CheckContext) -> GrpcSubject:
-    subject = context.subject
-    if not isinstance(subject, GrpcSubject):
-        raise TypeError("this check runs over gRPC only")
-    return subject
-
-
-def _concatenate(*parts: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
-
-
-def _singles(context: CheckContext, indices: range | list[int]) -> dict[str, np.ndarray]:
-    answers = [context.predict(take_rows(context.inputs, [i])) for i in indices]
-    return _concatenate(*answers)
 
 
 # --- core rules, in process and over gRPC -------------------------------------------------------
@@ -191,7 +105,7 @@ def check_rows_in_order(context: CheckContext) -> None:
     )
     ends = [0, context.rows - 1]
     assert_outputs_equal(
-        _singles(context, ends),
+        singles(context, ends),
         {name: array[ends] for name, array in whole.items()},
         context.tolerance,
         "the first and last rows of a batch do not answer the first and last inputs",
@@ -202,7 +116,7 @@ def check_rows_in_order(context: CheckContext) -> None:
 def check_batch_equals_singles(context: CheckContext) -> None:
     """Every sample row asked alone, against the whole batch."""
     assert_outputs_equal(
-        _singles(context, range(context.rows)),
+        singles(context, range(context.rows)),
         context.predict(context.inputs),
         context.tolerance,
         "a batch's answers differ from the same rows asked one at a time",
@@ -215,12 +129,13 @@ def check_rows_independent(context: CheckContext) -> None:
     half = max(context.rows // 2, 1)
     head = take_rows(context.inputs, slice(0, half))
     alone = context.predict(head)
+    copies = min(3 * half, (context.max_batch or 3 * half + half) - half)
     companions = (
         ("the other sample rows", take_rows(context.inputs, slice(half, context.rows))),
-        ("copies of the last row", take_rows(context.inputs, [context.rows - 1] * (3 * half))),
+        ("copies of the last row", take_rows(context.inputs, [context.rows - 1] * copies)),
     )
     for description, others in companions:
-        mixed = context.predict(_concatenate(head, others))
+        mixed = context.predict(concatenate(head, others))
         assert_outputs_equal(
             alone,
             {name: array[:half] for name, array in mixed.items()},
@@ -265,7 +180,7 @@ def check_bad_shape_rejected(context: CheckContext) -> None:
 @check("place_cpu", "the model can be placed on the CPU", transports=(IN_PROCESS,))
 def check_place_cpu(context: CheckContext) -> None:
     """``ketch_place(model, 'cpu')`` returns a handle that predicts."""
-    subject = _in_process(context)
+    subject = in_process_subject(context)
     try:
         placed = subject.framework.place(subject.model, "cpu")
     except Exception as error:
@@ -280,7 +195,7 @@ def check_place_cpu(context: CheckContext) -> None:
 )
 def check_impossible_device_rejected(context: CheckContext) -> None:
     """``ketch_place`` on made-up devices raises DeviceUnavailableError naming the device."""
-    subject = _in_process(context)
+    subject = in_process_subject(context)
     for device in IMPOSSIBLE_DEVICES:
         try:
             subject.framework.place(subject.model, device)
@@ -308,7 +223,7 @@ def check_impossible_device_rejected(context: CheckContext) -> None:
 )
 def check_metadata_matches_signature(context: CheckContext) -> None:
     """The OIP metadata against the signature the hooks declare."""
-    metadata = _over_grpc(context).client.model_metadata()
+    metadata = grpc_subject(context).client.model_metadata()
     for kind, declared, reported in (
         ("inputs", context.signature.inputs, metadata.inputs),
         ("outputs", context.signature.outputs, metadata.outputs),
@@ -331,7 +246,7 @@ def _other_datatype(datatype: str) -> str:
 )
 def check_bad_datatype_rejected(context: CheckContext) -> None:
     """The first input sent with another datatype."""
-    subject = _over_grpc(context)
+    subject = grpc_subject(context)
     spec = context.signature.inputs[0]
     wrong = _other_datatype(spec.datatype)
     bad = dict(context.inputs)
@@ -349,7 +264,7 @@ def check_bad_datatype_rejected(context: CheckContext) -> None:
 )
 def check_bad_byte_count_rejected(context: CheckContext) -> None:
     """Raw contents with their last byte cut off."""
-    subject = _over_grpc(context)
+    subject = grpc_subject(context)
     request = infer_request(context.inputs, model=subject.process.ready.model)
     request.raw_input_contents[0] = request.raw_input_contents[0][:-1]
     subject.raw_rejection(request, "raw contents one byte short")
@@ -362,7 +277,7 @@ def check_bad_byte_count_rejected(context: CheckContext) -> None:
 )
 def check_wrong_tensor_count_rejected(context: CheckContext) -> None:
     """One input too many, then one too few."""
-    subject = _over_grpc(context)
+    subject = grpc_subject(context)
     extra = {**context.inputs, "no_such_input": np.zeros((context.rows, 1), np.float32)}
     subject.rejection(extra, "an unknown extra input 'no_such_input'")
     first = context.signature.inputs[0].name
@@ -380,7 +295,7 @@ def check_wrong_tensor_count_rejected(context: CheckContext) -> None:
 )
 def check_unknown_model_not_found(context: CheckContext) -> None:
     """ModelInfer for ``no-such-model``."""
-    subject = _over_grpc(context)
+    subject = grpc_subject(context)
     request = infer_request(context.inputs, model="no-such-model")
     subject.raw_rejection(request, "model 'no-such-model'", code="NOT_FOUND")
 
@@ -392,7 +307,7 @@ def check_unknown_model_not_found(context: CheckContext) -> None:
 )
 def check_survives_bad_input(context: CheckContext) -> None:
     """Garbage datatypes, shapes and bytes, then the sample again."""
-    subject = _over_grpc(context)
+    subject = grpc_subject(context)
     before = context.predict(context.inputs)
     model = subject.process.ready.model
     spec = context.signature.inputs[0]
@@ -459,3 +374,17 @@ def check_impossible_device_refused_at_start(context: CheckContext) -> None:
         return
     process.stop()
     raise ConformanceFailure(f"ketch serve --device {device} started; that device does not exist")
+
+
+# The other check modules register theirs on import, after the rules above and in this order.
+for _module in (
+    "checks_calls",
+    "checks_concurrency",
+    "checks_lifecycle",
+    "checks_resources",
+    "checks_devices",
+    "checks_observe",
+    "checks_bytes",
+    "checks_shapes",
+):
+    importlib.import_module(f"ketch_conformance.{_module}")

@@ -1,4 +1,4 @@
-"""The failure every check raises, and output comparison with a declared tolerance."""
+"""What a check raises (a failure, or a skip), and output comparison with a declared tolerance."""
 
 from __future__ import annotations
 
@@ -8,11 +8,18 @@ import numpy as np
 
 from ketch import Tolerance
 
-__all__ = ["ConformanceFailure", "assert_outputs_equal"]
+__all__ = ["CheckSkipped", "ConformanceFailure", "assert_outputs_equal"]
 
 
 class ConformanceFailure(AssertionError):
     """A wrapper broke a rule of the contract; the message says which and how."""
+
+
+class CheckSkipped(Exception):
+    """A check applies to the wrapper but cannot run here; the message says why.
+
+    The suite reports it as a skip, or, in strict mode, as a failure.
+    """
 
 
 def _row_differs(expected: np.ndarray, actual: np.ndarray, tolerance: Tolerance) -> np.ndarray:

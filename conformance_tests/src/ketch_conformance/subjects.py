@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -20,7 +20,33 @@ from ketch.proto import grpc_service_pb2 as pb
 from ketch_conformance.failures import ConformanceFailure
 from ketch_conformance.target import ConformanceTarget
 
-__all__ = ["GrpcSubject", "InProcessSubject", "Subject", "load_in_process"]
+__all__ = ["GrpcSubject", "InProcessSubject", "Memo", "Subject", "load_in_process", "read_only"]
+
+Value = TypeVar("Value")
+
+
+class Memo:
+    """Results that several checks share (one costly scenario, judged by several rules).
+
+    A result is computed once; an exception it raised is raised again to every
+    check that asks for it.
+    """
+
+    def __init__(self) -> None:
+        self._results: dict[str, tuple[bool, object]] = {}
+
+    def get(self, key: str, compute: Callable[[], Value]) -> Value:
+        """The result stored under ``key``, computed by ``compute`` the first time."""
+        if key not in self._results:
+            try:
+                self._results[key] = (True, compute())
+            except Exception as error:
+                self._results[key] = (False, error)
+        succeeded, value = self._results[key]
+        if not succeeded:
+            assert isinstance(value, Exception)
+            raise value
+        return value  # type: ignore[return-value]
 
 
 class Subject(Protocol):
@@ -28,6 +54,7 @@ class Subject(Protocol):
 
     label: str
     signature: Signature
+    memo: Memo
 
     def predict(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The outputs for a batch; raises ConformanceFailure when the call fails."""
@@ -36,6 +63,16 @@ class Subject(Protocol):
     def rejection(self, inputs: Mapping[str, np.ndarray], what: str) -> str:
         """The error message for bad input; ConformanceFailure unless it is a clear rejection."""
         ...
+
+
+def read_only(inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Views of the arrays that cannot be written to."""
+    views = {}
+    for name, array in inputs.items():
+        view = np.asarray(array).view()
+        view.flags.writeable = False
+        views[name] = view
+    return views
 
 
 def _describe(error: BaseException) -> str:
@@ -51,11 +88,12 @@ class InProcessSubject:
         self.framework = framework
         self.model = model
         self.signature = signature
+        self.memo = Memo()
 
     def predict(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """``ketch_batch_predict`` on the batch."""
+        """``ketch_batch_predict`` on read-only views of the batch, as inputs from the wire are."""
         try:
-            outputs = self.framework.batch_predict(self.model, inputs)
+            outputs = self.framework.batch_predict(self.model, read_only(inputs))
         except Exception as error:
             raise ConformanceFailure(
                 f"ketch_batch_predict raised {_describe(error)} on a valid batch"
@@ -98,6 +136,7 @@ class GrpcSubject:
         self.process = process
         self.client = WrapperClient(process.address, model=process.ready.model, timeout=60.0)
         self.signature = signature
+        self.memo = Memo()
 
     def predict(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """ModelInfer on the batch."""

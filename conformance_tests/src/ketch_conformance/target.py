@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import shutil
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,7 +11,10 @@ import numpy as np
 
 from ketch import ModelSpec
 
-__all__ = ["ConformanceTarget"]
+__all__ = ["ConformanceTarget", "PredictionError"]
+
+PredictionError = Callable[[Mapping[str, np.ndarray], np.ndarray], float]
+"""How far a batch's outputs are from its labels (lower is closer): ``error(outputs, labels)``."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,14 @@ class ConformanceTarget:
         plugin that is not installed (``plugin`` then only names it, and the
         gRPC checks import ``plugin`` as a reference).
     :param env: extra environment variables for the ``ketch serve`` process.
+    :param sample_labels: one label per sample row, for the checks of online
+        learning (the observe tier): the suite teaches the model these labels and
+        expects its predictions to move toward them.
+    :param prediction_error: how far outputs are from labels (lower is closer);
+        when None the suite compares the labels with the first output they fit
+        (see :func:`ketch_conformance.labels.default_prediction_error`).
+    :param shutdown_timeout: seconds a wrapper gets to exit after SIGTERM once the
+        calls in flight have finished, before the suite calls it hung.
     """
 
     plugin: str
@@ -37,9 +49,31 @@ class ConformanceTarget:
     sample_inputs: Mapping[str, np.ndarray] | None = None
     plugin_object: object | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    sample_labels: np.ndarray | None = None
+    prediction_error: PredictionError | None = None
+    shutdown_timeout: float = 30.0
 
     def spec(self, device: str | None = None) -> ModelSpec:
         """The model spec the runtime would build for this target."""
         return ModelSpec.from_path(
             self.model_path, device=device or self.device, options=dict(self.options)
         )
+
+    def copy_model(self, folder: Path) -> Path:
+        """Copy the model into ``folder``; the copy's path.
+
+        The model is a file or a directory; files beside it whose names start with
+        its own and a dot (``model.vw.args`` beside ``model.vw``) come along, so that
+        checks which let the model learn and save never touch the original.
+        """
+        source = Path(self.model_path)
+        folder.mkdir(parents=True, exist_ok=True)
+        copy = folder / source.name
+        if source.is_dir():
+            shutil.copytree(source, copy)
+        else:
+            shutil.copy2(source, copy)
+        for sibling in source.parent.iterdir():
+            if sibling.name.startswith(f"{source.name}.") and sibling.is_file():
+                shutil.copy2(sibling, folder / sibling.name)
+        return copy

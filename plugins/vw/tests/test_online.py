@@ -42,6 +42,7 @@ def test_observe_learns_exactly_what_vw_learns(
     model = model_copy(name)
     options = {"actions": "3"} if name == "bandit" else {}
     runtime = load(framework, model.path, **options)
+    assert runtime.signature.capabilities.persists_observations
     data = model.test
     assert runtime.observe({"input": data.texts}, data.labels) is True
     reference = model.reference()
@@ -159,6 +160,7 @@ def test_read_only_model(framework: Framework, model_copy: Callable[[str], Train
     original = model.path.read_bytes()
     runtime = load(framework, model.path, learn="false")
     assert not runtime.signature.capabilities.observe
+    assert not runtime.signature.capabilities.persists_observations
     assert not runtime.observes
     with pytest.raises(InvalidInputError, match="does not learn online"):
         runtime.observe({"input": model.test.texts[:2]}, model.test.labels[:2])

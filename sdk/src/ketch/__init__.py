@@ -16,7 +16,9 @@ from ketch.datatypes import DATATYPES, datatype_of, numpy_dtype
 from ketch.discovery import (
     DISABLE_VARIABLE,
     ENTRY_POINT_GROUP,
+    EXTRA_VARIABLE,
     disabled_plugins,
+    extra_plugins,
     installed_plugins,
     select_framework,
 )
@@ -45,6 +47,7 @@ __all__ = [
     "DATATYPES",
     "DISABLE_VARIABLE",
     "ENTRY_POINT_GROUP",
+    "EXTRA_VARIABLE",
     "VARIABLE",
     "AsyncWrapperClient",
     "Capabilities",
@@ -74,6 +77,7 @@ __all__ = [
     "__version__",
     "datatype_of",
     "disabled_plugins",
+    "extra_plugins",
     "hookimpl",
     "hookspec",
     "installed_plugins",

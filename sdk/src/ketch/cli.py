@@ -30,6 +30,8 @@ from ketch.version import __version__
 __all__ = ["COMMANDS_GROUP", "main"]
 
 COMMANDS_GROUP = "ketch.commands"
+SIGNAL_POLL_SECONDS = 0.5
+"""How often the main thread wakes to run signal handlers while it waits to stop."""
 
 _log = logging.getLogger("ketch.serve")
 
@@ -217,7 +219,8 @@ def _serve(args: argparse.Namespace) -> int:
     )
     ready = ReadyInfo(address, runtime.name, runtime.version, framework.name, os.getpid())
     print(format_ready_line(ready), flush=True)
-    stop.wait()
+    while not stop.wait(timeout=SIGNAL_POLL_SECONDS):
+        pass  # a signal that another thread received runs its handler only once this one wakes
     _log.info("stopping: finishing the calls in flight (up to %.0f s)", args.grace_period)
     server.stop(grace=args.grace_period)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # stopped: a late SIGTERM must not kill the exit

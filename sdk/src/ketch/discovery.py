@@ -4,7 +4,9 @@ Plugins are found through the ``ketch`` entry-point group; a plugin can also be
 named by import reference (``package.module`` or ``package.module:attribute``),
 so that a framework author can serve a plugin before packaging it. The
 environment variable ``KETCH_DISABLE_PLUGINS`` (names separated by commas or
-spaces) blocks plugins by name.
+spaces) blocks plugins by name; ``KETCH_EXTRA_PLUGINS`` (import references,
+separated the same way) adds cross-cutting plugins that are not installed, such
+as the conformance suite's own instruments.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from ketch.plugin_manager import KetchPluginManager, hook_names
 __all__ = [
     "DISABLE_VARIABLE",
     "ENTRY_POINT_GROUP",
+    "EXTRA_VARIABLE",
     "disabled_plugins",
+    "extra_plugins",
     "installed_plugins",
     "load_plugin",
     "select_framework",
@@ -32,6 +36,7 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "ketch"
 DISABLE_VARIABLE = "KETCH_DISABLE_PLUGINS"
+EXTRA_VARIABLE = "KETCH_EXTRA_PLUGINS"
 
 _log = logging.getLogger(__name__)
 
@@ -46,6 +51,12 @@ def disabled_plugins(environ: Mapping[str, str] | None = None) -> frozenset[str]
     """The plugin names that ``KETCH_DISABLE_PLUGINS`` blocks."""
     value = (os.environ if environ is None else environ).get(DISABLE_VARIABLE, "")
     return frozenset(name for name in value.replace(",", " ").split() if name)
+
+
+def extra_plugins(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The import references that ``KETCH_EXTRA_PLUGINS`` names, in order."""
+    value = (os.environ if environ is None else environ).get(EXTRA_VARIABLE, "")
+    return tuple(dict.fromkeys(name for name in value.replace(",", " ").split() if name))
 
 
 def _installed_list(installed: Mapping[str, EntryPoint]) -> str:
@@ -104,7 +115,8 @@ def select_framework(
 
     :param name: an installed plugin's name or an import reference.
     :param autoload: also register every installed, unblocked plugin that only
-        wraps hooks.
+        wraps hooks, and the plugins that ``KETCH_EXTRA_PLUGINS`` names (each must
+        only wrap hooks).
     :param plugin: the framework plugin object itself (tests, notebooks); ``name``
         then only labels it.
     :param cross_cutting: further wrapper plugins to register.
@@ -135,6 +147,16 @@ def select_framework(
                 continue
             if manager.only_wraps(other):
                 extras.append((other_name, other))
+        for reference in extra_plugins(environ):
+            if reference in blocked:
+                continue
+            other = load_plugin(reference, installed)
+            if not manager.only_wraps(other):
+                raise PluginError(
+                    f"{EXTRA_VARIABLE} names {reference!r}, which is not a cross-cutting "
+                    "plugin: every hook it implements must be a wrapper (hookimpl(wrapper=True))"
+                )
+            extras.append((reference, other))
     extras.extend((manager.get_canonical_name(extra), extra) for extra in cross_cutting)
     for extra_name, extra in extras:
         _register(manager, extra, extra_name)

@@ -72,18 +72,23 @@ class Capabilities:
 
     ``devices`` lists where the plugin can place it (``cpu``, ``cuda``, ``cuda:N``,
     ``mps``, ...); ``observe`` says whether it learns online through
-    ``ketch_observe``; ``max_batch`` bounds the rows of one call (None: no bound).
+    ``ketch_observe``; ``max_batch`` bounds the rows of one call (None: no bound);
+    ``persists_observations`` says that what it learnt survives a restart (it is
+    saved by ``ketch_unload`` and loaded again by ``ketch_load``).
     """
 
     devices: tuple[str, ...] = ("cpu",)
     observe: bool = False
     max_batch: int | None = None
     tolerance: Tolerance = field(default_factory=Tolerance)
+    persists_observations: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "devices", tuple(self.devices))
         if self.max_batch is not None and self.max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, not {self.max_batch}")
+        if self.persists_observations and not self.observe:
+            raise ValueError("persists_observations needs observe: only a learning model persists")
 
 
 @dataclass(frozen=True, slots=True)

@@ -156,6 +156,7 @@ def load_model(spec: ModelSpec) -> VwModel | None:
             devices=("cpu",),
             observe=options.learn,
             tolerance=Tolerance(rtol=1e-6, atol=1e-7),
+            persists_observations=options.learn,
         ),
         platform=PLATFORM,
     )

@@ -1,0 +1,76 @@
+"""Helpers for the suite's own tests: contexts for a plugin named ``module:attribute``."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ketch import Signature, start_wrapper
+from ketch_conformance import CheckContext, ConformanceTarget, GrpcSubject, load_in_process
+
+TESTS_DIR = Path(__file__).parent
+TEST_PLUGINS_ENV = {"PYTHONPATH": str(TESTS_DIR)}
+"""What a ``ketch serve`` child needs to import the test plugins in this folder."""
+
+
+def plugin_object(reference: str) -> object:
+    """The object that ``module:attribute`` names."""
+    module, _, attribute = reference.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def target_for(
+    reference: str, model: Path, inputs: Mapping[str, np.ndarray], **fields: Any
+) -> ConformanceTarget:
+    """A target for the test plugin ``reference``, which this process and children can import."""
+    return ConformanceTarget(
+        reference,
+        model,
+        plugin_object=plugin_object(reference),
+        sample_inputs=inputs,
+        env=TEST_PLUGINS_ENV,
+        **fields,
+    )
+
+
+def in_process_context(
+    reference: str, model: Path, inputs: Mapping[str, np.ndarray], **fields: Any
+) -> CheckContext:
+    """The context an in-process check of the test plugin ``reference`` gets."""
+    target = target_for(reference, model, inputs, **fields)
+    subject = load_in_process(target)
+    return CheckContext(subject, dict(inputs), subject.signature.capabilities.tolerance, target)
+
+
+@contextmanager
+def grpc_context(
+    reference: str,
+    model: Path,
+    inputs: Mapping[str, np.ndarray],
+    *,
+    signature: Signature | None = None,
+    stop_timeout: float = 30.0,
+    **fields: Any,
+) -> Iterator[CheckContext]:
+    """A ``ketch serve`` process for the test plugin ``reference``, and the context of its checks.
+
+    :param signature: the plugin's signature, when loading the plugin in this process
+        is unwelcome (it would start threads here); else it is loaded to learn it.
+    """
+    target = target_for(reference, model, inputs, **fields)
+    if signature is None:
+        signature = load_in_process(target).signature
+    process = start_wrapper(
+        reference, model, env=target.env, options=target.options, echo_stderr=False
+    )
+    subject = GrpcSubject(process, signature)
+    try:
+        yield CheckContext(subject, dict(inputs), signature.capabilities.tolerance, target)
+    finally:
+        subject.close()
+        process.stop(timeout=stop_timeout)
