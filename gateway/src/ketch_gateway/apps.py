@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ketch_gateway.answer_reserve import AnswerReserve
 from ketch_gateway.caching import CachingPredictor
 from ketch_gateway.config import AppConfig
 from ketch_gateway.corrector import Corrector
@@ -20,12 +21,6 @@ from ketch_gateway.state_store import StateStore
 __all__ = ["App", "AppAnswer"]
 
 _FALLBACK_ERRORS = (ServiceUnavailable, GatewayTimeout)
-ANSWER_RESERVE_S = 0.002
-"""How long before the objective the app stops waiting for models, to answer on time.
-
-Combining, encoding and sending the answer take time after the wait, and the event
-loop's clock (uvloop's) ticks in milliseconds; the reserve is this, or a fifth of
-the objective when that is shorter."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +53,7 @@ class App:
         self.has_default_output = config.has_default_output
         self.config = config
         self.corrector = Corrector(config, store) if config.policy != "single" else None
+        self.reserve = AnswerReserve(self.objective_s)
 
     def _fallback(self, rows: int, query_id: str, reason: str, model: str | None) -> AppAnswer:
         if not self.has_default_output:
@@ -85,12 +81,28 @@ class App:
         """Answer ``rows`` within the latency objective, or with the default output.
 
         The objective counts from ``arrived`` (the event loop's time the request came
-        in; now, when not given); models are waited for until a reserve before it.
+        in; now, when not given); models are waited for until a reserve before it,
+        and the reserve learns from how long answering took after the wait.
         """
-        query_id = uuid.uuid4().hex
         loop = asyncio.get_running_loop()
         start = loop.time() if arrived is None else arrived
-        deadline = start + self.objective_s - min(ANSWER_RESERVE_S, self.objective_s / 5)
+        cutoff = start + self.objective_s - self.reserve.seconds
+        answer = await self._predict(rows, user, find_model, field, cutoff)
+        overrun = loop.time() - cutoff
+        if overrun >= 0 and self.config.straggler_mitigation:
+            self.reserve.record(overrun)
+        return answer
+
+    async def _predict(
+        self,
+        rows: Sequence[Any],
+        user: str | None,
+        find_model: Callable[[str], Model],
+        field: str,
+        deadline: float,
+    ) -> AppAnswer:
+        query_id = uuid.uuid4().hex
+        loop = asyncio.get_running_loop()
         if self.corrector is not None:
             return await self._predict_corrected(
                 self.corrector,
@@ -234,6 +246,7 @@ class App:
             "name": self.name,
             "models": list(self.models),
             "latency_objective_ms": self.objective_s * 1000.0,
+            "answer_reserve_ms": round(self.reserve.seconds * 1000.0, 3),
             "policy": self.policy_name,
             "task": self.config.task if self.corrector else None,
             "default_output": self.default_output if self.has_default_output else None,
