@@ -14,7 +14,12 @@ one run, in interleaved rounds so that machine noise hits every column alike:
   the framework's. ``replay - echo`` is what Ketch's code costs inside a call, and
   ``wrapper - replay`` what the framework costs inside the server process;
 - ``client``: the same call through ``ketch.WrapperClient`` (numpy in, numpy out), for
-  reference.
+  reference;
+- ``after I/O``: the in-process call again, each one timed right after an echo round trip,
+  as a server meets it: caches and branch predictors no longer hold the framework's code
+  and data, so a framework costs more per call than in a tight loop. ``after I/O -
+  in-process`` is that penalty; it explains part of ``wrapper - in-process`` that no
+  server code can remove (a diagnostic only: the targets use the tight loop).
 
 Scenarios (a plugin, a model, rows) live in ``overhead_scenarios_<plugin>.py`` beside
 this file; each defines ``SCENARIOS``, a mapping from a name to a function that builds
@@ -186,6 +191,19 @@ def time_calls(function: Callable[[], object], calls: int) -> list[float]:
     return samples
 
 
+def time_after_io(
+    function: Callable[[], object], round_trip: Callable[[], object], calls: int
+) -> list[float]:
+    """Seconds per call of ``function``, each timed just after an untimed ``round_trip``."""
+    samples = []
+    for _ in range(calls):
+        round_trip()
+        started = time.perf_counter()
+        function()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
 def measure_startup(scenario: Scenario, runs: int = STARTUP_RUNS) -> float:
     """The median seconds from starting ``ketch serve`` to its ready line, over ``runs`` starts."""
     samples = []
@@ -237,11 +255,15 @@ def measure(scenario: Scenario, rounds: int, calls: int) -> list[dict[str, float
                     "client": partial(client.infer, inputs),
                 }
                 samples: dict[str, list[float]] = {name: [] for name in columns}
+                samples["after I/O"] = []
                 for function in columns.values():
                     time_calls(function, max(calls // 5, 5))
                 for _ in range(rounds):
                     for name, function in columns.items():
                         samples[name] += time_calls(function, calls)
+                    samples["after I/O"] += time_after_io(
+                        columns["in-process"], columns["echo"], calls
+                    )
                 echo_channel.close()
             row = {name: statistics.median(values) * 1000 for name, values in samples.items()}
             row["batch"] = batch
@@ -259,8 +281,8 @@ def report(scenario: Scenario, table: list[dict[str, float]], startup: float) ->
     print(f"\n{scenario.name} (median ms per call)")
     header = (
         f"{'batch':>5} {'in-process':>10} {'wrapper':>8} {'added':>7} {'echo':>7} "
-        f"{'added/echo':>10} {'replay':>7} {'ketch':>6} {'server fw':>9} {'client':>7} "
-        f"{'req KiB':>8}"
+        f"{'added/echo':>10} {'replay':>7} {'ketch':>6} {'server fw':>9} {'after I/O':>9} "
+        f"{'client':>7} {'req KiB':>8}"
     )
     print(header)
     met = True
@@ -274,11 +296,12 @@ def report(scenario: Scenario, table: list[dict[str, float]], startup: float) ->
             f"{row['batch']:>5.0f} {row['in-process']:>10.3f} {row['wrapper']:>8.3f} "
             f"{added:>7.3f} {row['echo']:>7.3f} {ratio:>10.2f} {row['replay']:>7.3f} "
             f"{row['replay'] - row['echo']:>6.3f} {row['wrapper'] - row['replay']:>9.3f} "
-            f"{row['client']:>7.3f} {row['request_bytes'] / 1024:>8.1f}"
+            f"{row['after I/O']:>9.3f} {row['client']:>7.3f} {row['request_bytes'] / 1024:>8.1f}"
         )
     print(
         "added = wrapper - in-process; ketch = replay - echo (Ketch's runtime inside a call); "
-        "server fw = wrapper - replay (the framework inside the server)"
+        "server fw = wrapper - replay (the framework inside the server); after I/O = the "
+        "in-process call timed right after an echo round trip (cold caches, a diagnostic)"
     )
     print(
         f"targets: added/echo <= {ADDED_OVER_ECHO_TARGET} at every batch size, added <= "

@@ -5,6 +5,7 @@ A framework plugin implements the hooks in :mod:`ketch.hookspecs`, marked with
 Inference Protocol; :class:`WrapperClient` calls it from Python.
 """
 
+from ketch.allocator import tune_allocator
 from ketch.client import (
     AsyncWrapperClient,
     ModelMetadata,
@@ -84,6 +85,7 @@ __all__ = [
     "numpy_dtype",
     "select_framework",
     "start_wrapper",
+    "tune_allocator",
     "validate_inputs",
     "validate_labels",
     "validate_outputs",

@@ -20,6 +20,7 @@ from importlib.metadata import entry_points
 from types import FrameType
 from typing import Any
 
+from ketch.allocator import tune_allocator
 from ketch.discovery import installed_plugins, select_framework
 from ketch.errors import KetchError, PluginError
 from ketch.model_spec import ModelSpec
@@ -160,6 +161,7 @@ def _serve(args: argparse.Namespace) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    _log.info("%s", tune_allocator())
     options = dict(args.option)
     if args.trust_pickle:
         options["trust_pickle"] = "true"
