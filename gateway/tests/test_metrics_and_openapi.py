@@ -67,6 +67,34 @@ def test_model_requests_and_defaults_are_counted(http: httpx.Client) -> None:
     )
 
 
+def test_unknown_models_share_one_series(http: httpx.Client) -> None:
+    before = samples(http)
+    request = {"inputs": [{"name": "input", "shape": [1, 1], "datatype": "FP64", "data": [0]}]}
+    for name in ("nope-1", "nope-2", "nope-3"):
+        assert http.post(f"/v2/models/{name}/infer", json=request).status_code == 404
+    assert http.post("/v2/models/digits/infer", content=b"{bad").status_code == 400
+    after = samples(http)
+    assert not any(dict(labels).get("target", "").startswith("nope") for _, labels in after)
+    unknown = {"surface": "model", "target": "unknown", "status": "404"}
+    assert (
+        value(after, "ketch_requests_total", **unknown)
+        - value(before, "ketch_requests_total", **unknown)
+        == 3
+    )
+    assert (
+        value(after, "ketch_request_errors_total", **unknown)
+        - value(before, "ketch_request_errors_total", **unknown)
+        == 3
+    )
+    bad = {"surface": "model", "target": "digits", "status": "400"}
+    assert (
+        value(after, "ketch_request_errors_total", **bad)
+        - value(before, "ketch_request_errors_total", **bad)
+        == 1
+    )
+    assert value(after, "ketch_requests_in_flight", surface="model") == 0
+
+
 def test_openapi_describes_the_apps_and_admin_api(http: httpx.Client) -> None:
     document = http.get("/openapi.json").json()
     assert document["openapi"] == "3.1.0"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -101,7 +102,7 @@ def array_from_json(values: Any, datatype: str, shape: Sequence[int], field: str
         numpy_dtype(datatype)
     except InvalidInputError as error:
         raise BadRequest(f"{field}: {error}") from None
-    count = int(np.prod(shape)) if len(shape) else 1
+    count = math.prod(shape)
     if datatype == "BYTES":
         flat = flatten(values, field)
         if len(flat) != count:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from types import TracebackType
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["CONTENT_TYPE", "Metrics", "RequestOutcome"]
+__all__ = ["CONTENT_TYPE", "Metrics", "RequestObservation", "RequestOutcome"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
@@ -36,7 +35,54 @@ class RequestOutcome:
     """Filled in by the handler: the HTTP status it answered."""
 
     status: int = 200
-    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _RequestInstruments:
+    """The label children of one (surface, target): looked up once, as ``labels()`` is slow."""
+
+    in_flight: Gauge
+    latency: Histogram
+    requests: dict[str, Counter]
+    errors: dict[str, Counter]
+
+
+class RequestObservation:
+    """Counts and times one request: the context manager that :meth:`Metrics.observe` returns."""
+
+    __slots__ = ("_instruments", "_metrics", "_started", "_surface", "_target", "outcome")
+
+    def __init__(self, metrics: Metrics, surface: str, target: str) -> None:
+        self._metrics = metrics
+        self._surface = surface
+        self._target = target
+        self._instruments = metrics.instruments(surface, target)
+        self._started = 0.0
+        self.outcome = RequestOutcome()
+
+    def __enter__(self) -> RequestOutcome:
+        self._instruments.in_flight.inc()
+        self._started = time.perf_counter()
+        return self.outcome
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        instruments = self._instruments
+        instruments.in_flight.dec()
+        instruments.latency.observe(time.perf_counter() - self._started)
+        if isinstance(error, Exception):
+            self.outcome.status = getattr(error, "status", 500)
+        status = self.outcome.status
+        counter = instruments.requests.get(str(status))
+        if counter is None:
+            counter = self._metrics.status_counter(self._surface, self._target, status)
+        counter.inc()
+        if status >= 400:
+            instruments.errors[str(status)].inc()
 
 
 class Metrics:
@@ -44,6 +90,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._instruments: dict[tuple[str, str], _RequestInstruments] = {}
         self.requests = Counter(
             "ketch_requests",
             "Requests answered, by surface (app, model, admin), target and HTTP status.",
@@ -143,26 +190,35 @@ class Metrics:
             registry=self.registry,
         )
 
-    @contextmanager
-    def observe(self, surface: str, target: str) -> Iterator[RequestOutcome]:
-        """Count and time one request; an exception's ``status`` (ApiError) is its status."""
-        outcome = RequestOutcome()
-        gauge = self.in_flight.labels(surface)
-        gauge.inc()
-        started = time.perf_counter()
-        try:
-            yield outcome
-        except Exception as error:
-            outcome.status = getattr(error, "status", 500)
-            raise
-        finally:
-            gauge.dec()
-            target = outcome.labels.get("target", target)
-            self.latency.labels(surface, target).observe(time.perf_counter() - started)
-            status = str(outcome.status)
-            self.requests.labels(surface, target, status).inc()
-            if outcome.status >= 400:
-                self.errors.labels(surface, target, status).inc()
+    def observe(self, surface: str, target: str) -> RequestObservation:
+        """Count and time one request (use it in ``with``).
+
+        An exception's ``status`` (an ApiError's) is the request's status; any other
+        exception's is 500. ``target`` must come from a bounded set (a known app or
+        model, or "unknown"), as every value is a time series of its own.
+        """
+        return RequestObservation(self, surface, target)
+
+    def instruments(self, surface: str, target: str) -> _RequestInstruments:
+        """The label children for requests to ``target`` on ``surface``, cached."""
+        key = (surface, target)
+        found = self._instruments.get(key)
+        if found is None:
+            found = _RequestInstruments(
+                self.in_flight.labels(surface), self.latency.labels(surface, target), {}, {}
+            )
+            self._instruments[key] = found
+        return found
+
+    def status_counter(self, surface: str, target: str, status: int) -> Counter:
+        """The request counter for one status (and the error counter, for a 4xx or 5xx), cached."""
+        instruments = self.instruments(surface, target)
+        label = str(status)
+        counter: Counter = self.requests.labels(surface, target, label)
+        instruments.requests[label] = counter
+        if status >= 400:
+            instruments.errors[label] = self.errors.labels(surface, target, label)
+        return counter
 
     def exposition(self) -> bytes:
         """The Prometheus text format."""

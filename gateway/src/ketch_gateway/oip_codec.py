@@ -19,6 +19,7 @@ import numpy as np
 from ketch import InvalidInputError
 from ketch.tensors import decode_raw, encode_raw
 from ketch_gateway.errors import BadRequest
+from ketch_gateway.http_util import parse_json
 from ketch_gateway.json_values import array_from_json, json_from_array
 
 __all__ = [
@@ -82,11 +83,7 @@ def _split_body(body: bytes, header_length: str | None) -> tuple[bytes, memoryvi
 
 
 def _load_json(document: bytes) -> dict[str, Any]:
-    try:
-        parsed = json.loads(document)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise BadRequest(f"the body is not valid JSON: {error}") from None
-    return _object(parsed, "the body")
+    return _object(parse_json(document), "the body")
 
 
 def _read_input(

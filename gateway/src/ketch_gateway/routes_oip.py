@@ -84,7 +84,8 @@ async def infer(request: Request) -> Response:
     """``POST /v2/models/{m}[/versions/{v}]/infer``, in JSON or with binary tensors."""
     name, version_name = _version_of(request)
     gateway = _gateway(request)
-    with gateway.metrics.observe("model", name):
+    target = name if name in gateway.models else "unknown"
+    with gateway.metrics.observe("model", target):
         return await _infer(request, gateway, name, version_name)
 
 
