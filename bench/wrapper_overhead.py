@@ -181,23 +181,14 @@ def raw_caller(address: str) -> tuple[grpc.Channel, Callable[[bytes], bytes]]:
     return channel, send
 
 
-def time_calls(function: Callable[[], object], calls: int) -> list[float]:
-    """Seconds per call, one sample per call."""
-    samples = []
-    for _ in range(calls):
-        started = time.perf_counter()
-        function()
-        samples.append(time.perf_counter() - started)
-    return samples
-
-
-def time_after_io(
-    function: Callable[[], object], round_trip: Callable[[], object], calls: int
+def time_calls(
+    function: Callable[[], object], calls: int, before: Callable[[], object] | None = None
 ) -> list[float]:
-    """Seconds per call of ``function``, each timed just after an untimed ``round_trip``."""
+    """Seconds per call, one sample per call; ``before`` runs untimed ahead of each call."""
     samples = []
     for _ in range(calls):
-        round_trip()
+        if before is not None:
+            before()
         started = time.perf_counter()
         function()
         samples.append(time.perf_counter() - started)
@@ -261,8 +252,8 @@ def measure(scenario: Scenario, rounds: int, calls: int) -> list[dict[str, float
                 for _ in range(rounds):
                     for name, function in columns.items():
                         samples[name] += time_calls(function, calls)
-                    samples["after I/O"] += time_after_io(
-                        columns["in-process"], columns["echo"], calls
+                    samples["after I/O"] += time_calls(
+                        columns["in-process"], calls, before=columns["echo"]
                     )
                 echo_channel.close()
             row = {name: statistics.median(values) * 1000 for name, values in samples.items()}

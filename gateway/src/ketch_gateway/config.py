@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final
 
@@ -61,6 +61,10 @@ class LaunchSpec:
     max_batch: int | None = None
     test_delay_ms: float = 0.0
     """Tests and benchmarks only: a deliberately slow replica (``ketch serve --test-delay-ms``)."""
+
+
+LAUNCH_KEYS: Final = frozenset(spec.name for spec in fields(LaunchSpec))
+"""A version's keys for wrappers the gateway starts itself (rather than ``addresses``)."""
 
 
 @dataclass(frozen=True)
@@ -221,32 +225,11 @@ def _plugin(reader: Reader) -> str:
 
 def read_version(reader: Reader, base: Path) -> VersionConfig:
     """One ``[[models.versions]]`` table; paths are relative to ``base``."""
-    reader.check_keys(
-        {
-            "version",
-            "addresses",
-            "plugin",
-            "path",
-            "device",
-            "count",
-            "options",
-            "max_batch",
-            "test_delay_ms",
-        },
-        {"version"},
-    )
+    reader.check_keys({"version", "addresses", *LAUNCH_KEYS}, {"version"})
     version = reader.string("version")
     addresses = tuple(_address(reader, "addresses", a) for a in reader.strings("addresses", ()))
     launch = None
-    launching = {
-        "plugin",
-        "path",
-        "device",
-        "count",
-        "options",
-        "max_batch",
-        "test_delay_ms",
-    } & set(reader.data)
+    launching = LAUNCH_KEYS & set(reader.data)
     if launching:
         if "plugin" not in reader.data or "path" not in reader.data:
             missing = "plugin" if "plugin" not in reader.data else "path"

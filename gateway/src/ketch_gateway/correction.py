@@ -150,20 +150,25 @@ def _weights(log_weights: np.ndarray) -> np.ndarray:
     return result
 
 
-class Exp4(CorrectionPolicy):
+class _EveryModel(CorrectionPolicy):
+    """Policies that ask every linked model and combine all their answers."""
+
+    queries_every_model = True
+
+    def select(self, state: State, models: Sequence[str], rng: np.random.Generator) -> list[str]:
+        """Every model."""
+        return list(models)
+
+
+class Exp4(_EveryModel):
     """A weighted ensemble of every model; weights fall exponentially with each model's loss."""
 
     name = "exp4"
-    queries_every_model = True
     option_defaults: ClassVar[dict[str, float]] = {"eta": 0.05, "loss_scale": 1.0}
 
     def initial_state(self, models: Sequence[str]) -> State:
         """Equal weights."""
         return {"models": list(models), "log_weights": np.zeros(len(models))}
-
-    def select(self, state: State, models: Sequence[str], rng: np.random.Generator) -> list[str]:
-        """Every model."""
-        return list(models)
 
     def combine(
         self,
@@ -328,11 +333,10 @@ class Ucb1(_CountingBandit):
         return [models[int(np.argmax(bounds))]]
 
 
-class Personalized(CorrectionPolicy):
+class Personalized(_EveryModel):
     """Velox's split model: a per-user linear model over every model's answer."""
 
     name = "personalized"
-    queries_every_model = True
     option_defaults: ClassVar[dict[str, float]] = {
         "learning_rate": 1.0,
         "shared_learning_rate": 0.02,
@@ -367,10 +371,6 @@ class Personalized(CorrectionPolicy):
                 np.eye(classes) * self.options["prior_strength"] / count
             )
         return {"models": list(models), "weights": matrix}
-
-    def select(self, state: State, models: Sequence[str], rng: np.random.Generator) -> list[str]:
-        """Every model."""
-        return list(models)
 
     def combine(
         self,

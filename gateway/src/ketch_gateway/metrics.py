@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Container
 from dataclasses import dataclass
 from types import TracebackType
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["CONTENT_TYPE", "Metrics", "RequestObservation", "RequestOutcome"]
+__all__ = [
+    "CONTENT_TYPE",
+    "UNKNOWN_TARGET",
+    "Metrics",
+    "RequestObservation",
+    "RequestOutcome",
+    "bounded_target",
+]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+UNKNOWN_TARGET = "unknown"
+"""The ``target`` label of requests to an app or model that does not exist."""
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 LATENCY_BUCKETS = (
     0.0005,
@@ -28,6 +38,11 @@ LATENCY_BUCKETS = (
     5.0,
     10.0,
 )
+
+
+def bounded_target(name: str, known: Container[str]) -> str:
+    """``name`` when it is ``known``, else UNKNOWN_TARGET: made-up names add no series."""
+    return name if name in known else UNKNOWN_TARGET
 
 
 @dataclass

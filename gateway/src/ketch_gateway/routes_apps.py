@@ -13,6 +13,7 @@ from ketch_gateway.apps import App
 from ketch_gateway.errors import BadRequest
 from ketch_gateway.gateway import Gateway
 from ketch_gateway.http_util import json_response, read_json_object
+from ketch_gateway.metrics import bounded_target
 
 __all__ = ["app_routes"]
 
@@ -50,8 +51,7 @@ async def _read(
 
 
 def _target(request: Request, gateway: Gateway) -> str:
-    name: str = request.path_params["app"]
-    return name if name in gateway.apps else "unknown"
+    return bounded_target(request.path_params["app"], gateway.apps)
 
 
 async def predict(request: Request) -> Response:

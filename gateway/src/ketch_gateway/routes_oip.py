@@ -14,6 +14,7 @@ from ketch_gateway.caching import CachingPredictor
 from ketch_gateway.errors import BadRequest, ServiceUnavailable
 from ketch_gateway.gateway import Gateway
 from ketch_gateway.http_util import json_response, read_body
+from ketch_gateway.metrics import bounded_target
 from ketch_gateway.oip_codec import HEADER_LENGTH, encode_infer_response, parse_infer_request
 
 __all__ = ["oip_routes"]
@@ -84,8 +85,7 @@ async def infer(request: Request) -> Response:
     """``POST /v2/models/{m}[/versions/{v}]/infer``, in JSON or with binary tensors."""
     name, version_name = _version_of(request)
     gateway = _gateway(request)
-    target = name if name in gateway.models else "unknown"
-    with gateway.metrics.observe("model", target):
+    with gateway.metrics.observe("model", bounded_target(name, gateway.models)):
         return await _infer(request, gateway, name, version_name)
 
 
@@ -101,7 +101,7 @@ async def _infer(
         validate_inputs(signature, parsed.inputs)
     except InvalidInputError as error:
         raise BadRequest(str(error)) from None
-    datatypes = {spec.name: spec.datatype for spec in signature.outputs}
+    datatypes = signature.output_datatypes
     requested = parsed.outputs
     if requested is not None:
         unknown = [o.name for o in requested if o.name not in datatypes]

@@ -172,9 +172,12 @@ class _InferenceService:
         inputs = decode_tensors(request.inputs, request.raw_input_contents)
         requested = [output.name for output in request.outputs]
         outputs = runtime.predict(inputs, requested or None)
-        datatypes = {spec.name: spec.datatype for spec in runtime.signature.outputs}
         return infer_response(
-            outputs, datatypes, model=runtime.name, version=runtime.version, request_id=request.id
+            outputs,
+            runtime.signature.output_datatypes,
+            model=runtime.name,
+            version=runtime.version,
+            request_id=request.id,
         )
 
     def capabilities(

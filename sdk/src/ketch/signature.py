@@ -122,3 +122,8 @@ class Signature:
     def output_specs(self) -> Mapping[str, TensorSpec]:
         """Outputs by name, in declaration order."""
         return {spec.name: spec for spec in self.outputs}
+
+    @property
+    def output_datatypes(self) -> dict[str, str]:
+        """Each output's OIP datatype, by name, in declaration order."""
+        return {spec.name: spec.datatype for spec in self.outputs}
