@@ -95,6 +95,11 @@ class Framework:
             raise ContractViolation(f"plugin {self.name!r} returned None from ketch_observe")
         return bool(changed)
 
+    def example_inputs(self, model: object, rows: int) -> Mapping[str, np.ndarray] | None:
+        """The plugin's own sample rows for the model, or None when it offers none."""
+        examples = self.manager.hook.ketch_example_inputs(model=model, rows=rows)
+        return examples  # type: ignore[no-any-return]
+
     def unload(self, model: object) -> None:
         """Let every plugin release the model (save its state, free its memory)."""
         self.manager.hook.ketch_unload(model=model)

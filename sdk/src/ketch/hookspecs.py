@@ -11,7 +11,8 @@ The runtime calls :func:`ketch_load`, then :func:`ketch_place` with the spec's
 device, then :func:`ketch_signature`, once at start-up; then
 :func:`ketch_batch_predict` for every request, and :func:`ketch_observe` for
 every batch of feedback when the model learns online; and :func:`ketch_unload`
-once when the wrapper stops.
+once when the wrapper stops. :func:`ketch_example_inputs` is called only by what
+probes a model (the conformance suite) when it needs rows to send.
 
 Rules every hook follows:
 
@@ -135,6 +136,25 @@ def ketch_observe(
 
     Predictions after an update reflect it. May be called from several threads at
     once, alongside ``ketch_batch_predict``. Stops at the first non-None result.
+    """
+
+
+@hookspec(firstresult=True)
+def ketch_example_inputs(model: object, rows: int) -> Mapping[str, np.ndarray] | None:
+    """Rows this model can predict, for probes and the conformance suite (optional).
+
+    :param model: a handle that ``ketch_place`` returned.
+    :param rows: how many rows to return (at least 1).
+    :returns: one numpy array per declared input with ``rows`` rows, each a valid
+        input for ``ketch_batch_predict`` (text in the model's own format, sizes inside
+        the ranges a variable dimension accepts), or None to let the caller make
+        random rows from the signature.
+
+    Implement it when random rows that fit the signature are not valid input: a
+    text format the model parses, or a dimension with a bounded range. The rows
+    should differ from one another, so that a mix-up of rows is visible.
+
+    Stops at the first non-None result.
     """
 
 

@@ -22,6 +22,7 @@ def hook_names() -> tuple[str, ...]:
         "ketch_signature",
         "ketch_batch_predict",
         "ketch_observe",
+        "ketch_example_inputs",
         "ketch_unload",
     )
 
