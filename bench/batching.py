@@ -33,12 +33,12 @@ from typing import Any
 import numpy as np
 
 from ketch import start_wrapper
-from ketch_gateway.batcher import BatchingPredictor
-from ketch_gateway.config import BatchingConfig
+from ketch_gateway.control.config import BatchingConfig
 from ketch_gateway.errors import ApiError
 from ketch_gateway.metrics import Metrics
-from ketch_gateway.predictor import DirectPredictor, Predictor
-from ketch_gateway.replicas import Replica, ReplicaSet
+from ketch_gateway.serving.batcher import BatchingPredictor
+from ketch_gateway.serving.predictor import DirectPredictor, Predictor
+from ketch_gateway.serving.replicas import Replica, ReplicaSet
 
 RESULTS = Path(__file__).parent / "results"
 OBJECTIVE_S = 0.020

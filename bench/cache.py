@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 
 from ketch import start_wrapper
-from ketch_gateway.batcher import BatchingPredictor
-from ketch_gateway.caching import CachingPredictor
-from ketch_gateway.config import BatchingConfig, CacheConfig
+from ketch_gateway.control.config import BatchingConfig, CacheConfig
 from ketch_gateway.metrics import Metrics
-from ketch_gateway.replicas import Replica, ReplicaSet
-from ketch_gateway.similarity_cache import HyperplaneIndex
+from ketch_gateway.serving.batcher import BatchingPredictor
+from ketch_gateway.serving.caching import CachingPredictor
+from ketch_gateway.serving.replicas import Replica, ReplicaSet
+from ketch_gateway.serving.similarity_cache import HyperplaneIndex
 
 RESULTS = Path(__file__).parent / "results"
 HIT_TARGET_US = 20.0

@@ -46,8 +46,8 @@ import numpy as np
 from overhead_scenarios_tensorflow import save_digits_mlp
 
 from ketch_gateway import start_gateway
-from ketch_gateway.answers import AnswerReader
-from ketch_gateway.correction import Exp4, Personalized
+from ketch_gateway.correction.answers import AnswerReader
+from ketch_gateway.correction.policies import Exp4, Personalized
 
 RESULTS = Path(__file__).parent / "results"
 TRAIN_ROWS = 150

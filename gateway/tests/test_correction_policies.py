@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ketch_gateway.answers import AnswerReader
-from ketch_gateway.correction import (
+from ketch_gateway.correction.answers import AnswerReader
+from ketch_gateway.correction.policies import (
     CORRECTION_POLICIES,
     CorrectionPolicy,
     EpsilonGreedy,

@@ -15,14 +15,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from ketch_gateway.apps import App
-from ketch_gateway.config import GatewayConfig, read_app, read_model, read_version
-from ketch_gateway.config_reader import ConfigError, Reader
+from ketch_gateway.control.config import GatewayConfig, read_app, read_model, read_version
+from ketch_gateway.control.config_reader import ConfigError, Reader
+from ketch_gateway.control.supervisor import RestartPolicy
+from ketch_gateway.correction.app import App
 from ketch_gateway.errors import ApiError, BadRequest, Conflict, NotFound
 from ketch_gateway.metrics import Metrics
-from ketch_gateway.models import Model
-from ketch_gateway.state_store import StateStore, open_store
-from ketch_gateway.supervisor import RestartPolicy
+from ketch_gateway.serving.models import Model
+from ketch_gateway.stores.contract import StateStore, open_store
 
 __all__ = ["ADMIN_OPERATIONS", "Gateway"]
 

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 import redis.asyncio as redis
 from redis.exceptions import WatchError
 
-from ketch_gateway.state_store import AdminChange, PolicyState, StateUpdate
+from ketch_gateway.stores.contract import AdminChange, PolicyState, StateUpdate
 
 __all__ = ["RedisStateStore"]
 

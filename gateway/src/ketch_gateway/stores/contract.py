@@ -3,8 +3,8 @@
 It holds the admin changes (replayed over the configuration file on start-up),
 recorded feedback, the correction policies' state per app and user, and a
 short memory of which model answered which query. Two implementations keep the
-same contract: :class:`~ketch_gateway.sqlite_store.SqliteStateStore` (one file,
-the default) and :class:`~ketch_gateway.redis_store.RedisStateStore` (for several
+same contract: :class:`~ketch_gateway.stores.sqlite_store.SqliteStateStore` (one file,
+the default) and :class:`~ketch_gateway.stores.redis_store.RedisStateStore` (for several
 gateways sharing state). Every write is acknowledged before the request that
 made it is answered.
 """
@@ -89,9 +89,9 @@ def is_redis_location(location: str) -> bool:
 def open_store(location: str) -> StateStore:
     """The store at ``location``: ``redis://``, ``rediss://`` or ``unix://`` URL, else a file."""
     if is_redis_location(location):
-        from ketch_gateway.redis_store import RedisStateStore
+        from ketch_gateway.stores.redis_store import RedisStateStore
 
         return RedisStateStore(location)
-    from ketch_gateway.sqlite_store import SqliteStateStore
+    from ketch_gateway.stores.sqlite_store import SqliteStateStore
 
     return SqliteStateStore(Path(location))

@@ -10,12 +10,12 @@ from starlette.routing import Route
 
 from ketch import InvalidInputError, TensorSpec, validate_inputs
 from ketch.version import __version__
-from ketch_gateway.caching import CachingPredictor
 from ketch_gateway.errors import BadRequest, ServiceUnavailable
 from ketch_gateway.gateway import Gateway
-from ketch_gateway.http_util import json_response, read_body
+from ketch_gateway.http.bodies import json_response, read_body
+from ketch_gateway.http.oip_codec import HEADER_LENGTH, encode_infer_response, parse_infer_request
 from ketch_gateway.metrics import bounded_target
-from ketch_gateway.oip_codec import HEADER_LENGTH, encode_infer_response, parse_infer_request
+from ketch_gateway.serving.caching import CachingPredictor
 
 __all__ = ["oip_routes"]
 

@@ -23,14 +23,19 @@ from typing import Any
 import numpy as np
 
 from ketch import WrapperCallError
-from ketch_gateway.answers import AnswerReader
-from ketch_gateway.caching import CachingPredictor
-from ketch_gateway.config import AppConfig
-from ketch_gateway.correction import Combined, CorrectionPolicy, Personalized, correction_policy
+from ketch_gateway.control.config import AppConfig
+from ketch_gateway.correction.answers import AnswerReader
+from ketch_gateway.correction.policies import (
+    Combined,
+    CorrectionPolicy,
+    Personalized,
+    correction_policy,
+)
+from ketch_gateway.correction.rows import inputs_from_rows
 from ketch_gateway.errors import ApiError, BadRequest
-from ketch_gateway.models import Model
-from ketch_gateway.rows import inputs_from_rows
-from ketch_gateway.state_store import PolicyState, StateStore
+from ketch_gateway.serving.caching import CachingPredictor
+from ketch_gateway.serving.models import Model
+from ketch_gateway.stores.contract import PolicyState, StateStore
 
 __all__ = ["Corrected", "Corrector"]
 

@@ -19,7 +19,7 @@ import numpy as np
 from ketch import InvalidInputError
 from ketch.tensors import decode_raw, encode_raw
 from ketch_gateway.errors import BadRequest
-from ketch_gateway.http_util import parse_json
+from ketch_gateway.http.bodies import parse_json
 from ketch_gateway.json_values import array_from_json, json_from_array
 
 __all__ = [

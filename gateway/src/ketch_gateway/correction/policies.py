@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ketch_gateway.answers import AnswerReader
+from ketch_gateway.correction.answers import AnswerReader
 
 __all__ = [
     "CORRECTION_POLICIES",

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ketch_gateway.state_store import AdminChange, PolicyState, StateUpdate
+from ketch_gateway.stores.contract import AdminChange, PolicyState, StateUpdate
 
 __all__ = ["SqliteStateStore"]
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ketch.process import LISTENING_PREFIX, READY_PREFIX, parse_ready_line, serve_command
-from ketch_gateway.config import LaunchSpec
+from ketch_gateway.control.config import LaunchSpec
 
 __all__ = ["ManagedWrapper", "RestartPolicy", "WrapperStartFailed"]
 

@@ -17,11 +17,11 @@ from typing import Any, Literal
 import numpy as np
 
 from ketch import Signature
-from ketch_gateway.config import CacheConfig
-from ketch_gateway.exact_cache import ExactCache, RowAnswer, row_key
+from ketch_gateway.control.config import CacheConfig
 from ketch_gateway.metrics import Metrics
-from ketch_gateway.predictor import Predictor
-from ketch_gateway.similarity_cache import HyperplaneIndex, MinHashIndex, SimilarityIndex
+from ketch_gateway.serving.exact_cache import ExactCache, RowAnswer, row_key
+from ketch_gateway.serving.predictor import Predictor
+from ketch_gateway.serving.similarity_cache import HyperplaneIndex, MinHashIndex, SimilarityIndex
 
 __all__ = ["CacheOutcome", "CachedAnswer", "CachingPredictor"]
 

@@ -3,7 +3,7 @@
 The request path asks a :class:`Predictor` for outputs and never talks to
 replicas itself. :class:`DirectPredictor` sends each request straight to the
 next healthy replica (the ``none`` batching policy);
-:class:`ketch_gateway.batcher.BatchingPredictor` queues requests by deadline
+:class:`ketch_gateway.serving.batcher.BatchingPredictor` queues requests by deadline
 and batches them (``aimd`` and ``fixed``).
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 
 from ketch import WrapperCallError
 from ketch_gateway.errors import ApiError, status_for_wrapper_code
-from ketch_gateway.replicas import ReplicaSet
+from ketch_gateway.serving.replicas import ReplicaSet
 
 __all__ = ["DirectPredictor", "Predictor", "wrapper_error"]
 

@@ -14,12 +14,12 @@ from starlette.routing import Route
 
 from ketch_gateway.errors import ApiError
 from ketch_gateway.gateway import Gateway
-from ketch_gateway.http_util import json_response
+from ketch_gateway.http.admin_api import admin_routes
+from ketch_gateway.http.apps_api import app_routes
+from ketch_gateway.http.bodies import json_response
+from ketch_gateway.http.oip import oip_routes
+from ketch_gateway.http.openapi import openapi_document
 from ketch_gateway.metrics import CONTENT_TYPE
-from ketch_gateway.openapi import openapi_document
-from ketch_gateway.routes_admin import admin_routes
-from ketch_gateway.routes_apps import app_routes
-from ketch_gateway.routes_oip import oip_routes
 
 __all__ = ["create_app"]
 

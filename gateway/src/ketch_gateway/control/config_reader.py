@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ketch_gateway.toml_lines import KeyPath, TomlLines
+from ketch_gateway.control.toml_lines import KeyPath, TomlLines
 
 __all__ = ["ConfigError", "Reader", "format_path"]
 

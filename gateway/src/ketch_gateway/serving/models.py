@@ -6,14 +6,14 @@ import asyncio
 import logging
 
 from ketch import Capabilities, Signature, WrapperCallError
-from ketch_gateway.batcher import BatchingPredictor
-from ketch_gateway.caching import CachingPredictor
-from ketch_gateway.config import ModelConfig, VersionConfig
+from ketch_gateway.control.config import ModelConfig, VersionConfig
+from ketch_gateway.control.supervisor import ManagedWrapper, RestartPolicy
 from ketch_gateway.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from ketch_gateway.metrics import Metrics
-from ketch_gateway.predictor import DirectPredictor, Predictor
-from ketch_gateway.replicas import Replica, ReplicaSet
-from ketch_gateway.supervisor import ManagedWrapper, RestartPolicy
+from ketch_gateway.serving.batcher import BatchingPredictor
+from ketch_gateway.serving.caching import CachingPredictor
+from ketch_gateway.serving.predictor import DirectPredictor, Predictor
+from ketch_gateway.serving.replicas import Replica, ReplicaSet
 
 __all__ = ["Model", "ModelVersion"]
 

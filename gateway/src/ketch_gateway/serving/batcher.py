@@ -24,13 +24,13 @@ from typing import Any
 import numpy as np
 
 from ketch import WrapperCallError
-from ketch_gateway.batch_control import AimdBatchSize, BatchSizeController, FixedBatchSize
-from ketch_gateway.config import BatchingConfig
-from ketch_gateway.deadline_queue import DeadlineQueue, PendingRequest, QueueFull
+from ketch_gateway.control.config import BatchingConfig
 from ketch_gateway.errors import ApiError, BadRequest, GatewayTimeout, ServiceUnavailable
 from ketch_gateway.metrics import Metrics
-from ketch_gateway.predictor import wrapper_error
-from ketch_gateway.replicas import UNREACHABLE_CODES, Replica, ReplicaSet
+from ketch_gateway.serving.batch_control import AimdBatchSize, BatchSizeController, FixedBatchSize
+from ketch_gateway.serving.deadline_queue import DeadlineQueue, PendingRequest, QueueFull
+from ketch_gateway.serving.predictor import wrapper_error
+from ketch_gateway.serving.replicas import UNREACHABLE_CODES, Replica, ReplicaSet
 
 __all__ = ["BatchingPredictor"]
 

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any, Final
 
 from ketch import installed_plugins
-from ketch_gateway.answers import TASKS
-from ketch_gateway.config_reader import ConfigError, Reader
-from ketch_gateway.correction import CORRECTION_POLICIES
-from ketch_gateway.state_store import is_redis_location
-from ketch_gateway.toml_lines import TomlLines
+from ketch_gateway.control.config_reader import ConfigError, Reader
+from ketch_gateway.control.toml_lines import TomlLines
+from ketch_gateway.correction.answers import TASKS
+from ketch_gateway.correction.policies import CORRECTION_POLICIES
+from ketch_gateway.stores.contract import is_redis_location
 
 __all__ = [
     "BATCH_POLICIES",

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from ketch_gateway.errors import Forbidden, Unauthorized
 from ketch_gateway.gateway import Gateway
-from ketch_gateway.http_util import json_response, read_json_object
+from ketch_gateway.http.bodies import json_response, read_json_object
 
 __all__ = ["admin_routes"]
 

@@ -8,15 +8,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ketch_gateway.answer_reserve import AnswerReserve
-from ketch_gateway.caching import CachingPredictor
-from ketch_gateway.config import AppConfig
-from ketch_gateway.corrector import Corrector
+from ketch_gateway.control.config import AppConfig
+from ketch_gateway.correction.answer_reserve import AnswerReserve
+from ketch_gateway.correction.corrector import Corrector
+from ketch_gateway.correction.rows import inputs_from_rows, rows_from_outputs
+from ketch_gateway.correction.single import Policy, policy_for
 from ketch_gateway.errors import ApiError, GatewayTimeout, ServiceUnavailable
-from ketch_gateway.models import Model
-from ketch_gateway.policies import Policy, policy_for
-from ketch_gateway.rows import inputs_from_rows, rows_from_outputs
-from ketch_gateway.state_store import StateStore
+from ketch_gateway.serving.caching import CachingPredictor
+from ketch_gateway.serving.models import Model
+from ketch_gateway.stores.contract import StateStore
 
 __all__ = ["App", "AppAnswer"]
 

@@ -9,10 +9,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ketch_gateway.apps import App
+from ketch_gateway.correction.app import App
 from ketch_gateway.errors import BadRequest
 from ketch_gateway.gateway import Gateway
-from ketch_gateway.http_util import json_response, read_json_object
+from ketch_gateway.http.bodies import json_response, read_json_object
 from ketch_gateway.metrics import bounded_target
 
 __all__ = ["app_routes"]
