@@ -37,7 +37,8 @@ from ketch_gateway.control.config import BatchingConfig
 from ketch_gateway.errors import ApiError
 from ketch_gateway.metrics import Metrics
 from ketch_gateway.serving.batcher import BatchingPredictor
-from ketch_gateway.serving.predictor import DirectPredictor, Predictor
+from ketch_gateway.serving.direct import DirectPredictor
+from ketch_gateway.serving.predictor import Dispatcher
 from ketch_gateway.serving.replicas import Replica, ReplicaSet
 
 RESULTS = Path(__file__).parent / "results"
@@ -104,7 +105,7 @@ def train_models(folder: Path) -> tuple[dict[str, Path], np.ndarray]:
     return paths, rows
 
 
-def predictor_for(name: str, config: BatchingConfig | None, replicas: ReplicaSet) -> Predictor:
+def predictor_for(name: str, config: BatchingConfig | None, replicas: ReplicaSet) -> Dispatcher:
     """The gateway's predictor for a policy (None: no batching)."""
     if config is None:
         return DirectPredictor("model", replicas)
@@ -114,7 +115,7 @@ def predictor_for(name: str, config: BatchingConfig | None, replicas: ReplicaSet
 
 
 async def closed_loop(
-    predictor: Predictor,
+    predictor: Dispatcher,
     rows: np.ndarray,
     schedule: list[tuple[float, int]],
     trace: Callable[[], int | None] | None = None,

@@ -68,13 +68,13 @@ async def _hit_latencies(address: str, row: np.ndarray, count: int) -> list[floa
     queue.replicas_changed()
     cache = CachingPredictor("digits", "1", queue, CacheConfig(exact=True), Metrics())
     inputs = {"input": row}
-    await cache.predict_rows(inputs, timeout=5.0)
+    await cache.predict(inputs, timeout=5.0)
     samples = []
     for _ in range(count):
         started = time.perf_counter()
-        answer = await cache.predict_rows(inputs, timeout=5.0)
+        answer = await cache.predict(inputs, timeout=5.0)
         samples.append(time.perf_counter() - started)
-        assert answer.sources == ["exact"]
+        assert answer.sources == ("exact",)
     await cache.close()
     await replicas.close()
     return samples

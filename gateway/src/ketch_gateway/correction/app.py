@@ -14,7 +14,6 @@ from ketch_gateway.correction.corrector import Corrector
 from ketch_gateway.correction.rows import inputs_from_rows, rows_from_outputs
 from ketch_gateway.correction.single import Policy, policy_for
 from ketch_gateway.errors import ApiError, GatewayTimeout, ServiceUnavailable
-from ketch_gateway.serving.caching import CachingPredictor
 from ketch_gateway.serving.models import Model
 from ketch_gateway.stores.contract import StateStore
 
@@ -32,7 +31,7 @@ class AppAnswer:
     query_id: str
     explanation: str | None = None
     model: str | None = None
-    sources: list[str] | None = None
+    sources: Sequence[str] | None = None
     """Per row, where its answer came from (exact, approximate, coalesced, miss) when cached."""
     contributors: list[str] | None = None
     """The models whose answers were combined (correction policies)."""
@@ -121,13 +120,7 @@ class App:
                 signature = await version.require_signature()
                 inputs = inputs_from_rows(rows, signature.inputs, field)
                 timeout = max(deadline - loop.time(), 0.001)
-                predictor = version.predictor
-                sources: list[str] | None = None
-                if isinstance(predictor, CachingPredictor):
-                    cached = await predictor.predict_rows(inputs, timeout=timeout)
-                    outputs, sources = cached.outputs, list(cached.sources)
-                else:
-                    outputs = await predictor.predict(inputs, timeout=timeout)
+                prediction = await version.predictor.predict(inputs, timeout=timeout)
         except TimeoutError:
             return self._fallback(
                 len(rows), query_id, f"model {name!r} did not answer within {objective}", name
@@ -136,9 +129,13 @@ class App:
             return self._fallback(
                 len(rows), query_id, f"model {name!r} could not answer ({error.message})", name
             )
-        combined = self.policy.combine({name: outputs})
+        combined = self.policy.combine({name: prediction.outputs})
         return AppAnswer(
-            rows_from_outputs(combined, len(rows)), False, query_id, model=name, sources=sources
+            rows_from_outputs(combined, len(rows)),
+            False,
+            query_id,
+            model=name,
+            sources=prediction.sources,
         )
 
     async def _predict_corrected(
@@ -234,10 +231,7 @@ class App:
         except ApiError:
             return None
         inputs = inputs_from_rows([row], signature.inputs, field)
-        predictor = version.predictor
-        if not isinstance(predictor, CachingPredictor):
-            return None
-        answer = predictor.lookup(inputs)
+        answer = version.predictor.lookup(inputs)
         return rows_from_outputs(answer, 1)[0] if answer is not None else None
 
     def describe(self) -> dict[str, object]:

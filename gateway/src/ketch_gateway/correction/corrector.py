@@ -33,7 +33,6 @@ from ketch_gateway.correction.policies import (
 )
 from ketch_gateway.correction.rows import inputs_from_rows
 from ketch_gateway.errors import ApiError, BadRequest
-from ketch_gateway.serving.caching import CachingPredictor
 from ketch_gateway.serving.models import Model
 from ketch_gateway.stores.contract import PolicyState, StateStore
 
@@ -115,8 +114,8 @@ class Corrector:
         signature = await version.require_signature()
         inputs = inputs_from_rows(rows, signature.inputs, field)
         spec = self.reader.choose_output(name, signature)
-        outputs = await version.predictor.predict(inputs, timeout=timeout)
-        return self.reader.read(spec, outputs)
+        prediction = await version.predictor.predict(inputs, timeout=timeout)
+        return self.reader.read(spec, prediction.outputs)
 
     async def predict(
         self,
@@ -194,13 +193,9 @@ class Corrector:
         signature = await version.require_signature()
         inputs = inputs_from_rows([row], signature.inputs, "input")
         spec = self.reader.choose_output(name, signature)
-        predictor = version.predictor
-        cached = predictor.lookup(inputs) if isinstance(predictor, CachingPredictor) else None
-        outputs = (
-            cached
-            if cached is not None
-            else await predictor.predict(inputs, timeout=model.timeout_s)
-        )
+        outputs = version.predictor.lookup(inputs)
+        if outputs is None:
+            outputs = (await version.predictor.predict(inputs, timeout=model.timeout_s)).outputs
         return self.reader.read(spec, outputs)[0], model
 
     async def observe(

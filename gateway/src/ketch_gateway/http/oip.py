@@ -15,7 +15,6 @@ from ketch_gateway.gateway import Gateway
 from ketch_gateway.http.bodies import json_response, read_body
 from ketch_gateway.http.oip_codec import HEADER_LENGTH, encode_infer_response, parse_infer_request
 from ketch_gateway.metrics import bounded_target
-from ketch_gateway.serving.caching import CachingPredictor
 
 __all__ = ["oip_routes"]
 
@@ -110,21 +109,13 @@ async def _infer(
                 f"unknown output(s) {', '.join(map(repr, unknown))}; model {name!r} has "
                 f"{', '.join(map(repr, datatypes))}"
             )
-    predictor = version.predictor
     report = parsed.parameters.get(CACHE_REPORT) is True
-    sources: list[str] | None = None
-    if report and isinstance(predictor, CachingPredictor):
-        cached = await predictor.predict_rows(parsed.inputs, timeout=model.timeout_s)
-        sources = list(cached.sources)
-        outputs = cached.outputs
-        if requested is not None:
-            outputs = {o.name: outputs[o.name] for o in requested}
-    else:
-        outputs = await predictor.predict(
-            parsed.inputs,
-            timeout=model.timeout_s,
-            outputs=[o.name for o in requested] if requested is not None else None,
-        )
+    prediction = await version.predictor.predict(
+        parsed.inputs,
+        timeout=model.timeout_s,
+        outputs=[o.name for o in requested] if requested is not None else None,
+    )
+    outputs = prediction.outputs
     if requested is None:
         binary = list(outputs) if parsed.binary_output else []
     else:
@@ -136,7 +127,7 @@ async def _infer(
         datatypes=datatypes,
         binary=binary,
         request_id=parsed.request_id,
-        parameters={CACHE_REPORT: ",".join(sources or ["uncached"])} if report else None,
+        parameters={CACHE_REPORT: ",".join(prediction.sources or ["uncached"])} if report else None,
     )
     if header_length is None:
         return Response(content, media_type="application/json")

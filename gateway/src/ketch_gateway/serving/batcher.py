@@ -29,8 +29,8 @@ from ketch_gateway.errors import ApiError, BadRequest, GatewayTimeout, ServiceUn
 from ketch_gateway.metrics import Metrics
 from ketch_gateway.serving.batch_control import AimdBatchSize, BatchSizeController, FixedBatchSize
 from ketch_gateway.serving.deadline_queue import DeadlineQueue, PendingRequest, QueueFull
-from ketch_gateway.serving.predictor import wrapper_error
-from ketch_gateway.serving.replicas import UNREACHABLE_CODES, Replica, ReplicaSet
+from ketch_gateway.serving.predictor import Dispatcher, Prediction
+from ketch_gateway.serving.replicas import UNREACHABLE_CODES, Replica, ReplicaSet, wrapper_error
 
 __all__ = ["BatchingPredictor"]
 
@@ -44,7 +44,7 @@ def _row_shapes(inputs: Mapping[str, np.ndarray]) -> tuple[tuple[int, ...], ...]
     return tuple(array.shape[1:] for array in inputs.values())
 
 
-class BatchingPredictor:
+class BatchingPredictor(Dispatcher):
     """A model version's queue and the workers that batch it onto its replicas."""
 
     def __init__(
@@ -130,7 +130,7 @@ class BatchingPredictor:
         *,
         timeout: float,
         outputs: Sequence[str] | None = None,
-    ) -> dict[str, np.ndarray]:
+    ) -> Prediction:
         """Queue the rows, wait (at most ``timeout`` seconds) for their outputs."""
         rows = len(next(iter(inputs.values())))
         if self.max_batch and rows > self.max_batch:
@@ -176,8 +176,8 @@ class BatchingPredictor:
                 f"(the deadline passed {stage})"
             ) from None
         if outputs:
-            return {name: answer[name] for name in outputs}
-        return answer
+            return Prediction({name: answer[name] for name in outputs})
+        return Prediction(answer)
 
     # --- the replica side --------------------------------------------------------------------
 

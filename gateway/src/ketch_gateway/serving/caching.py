@@ -11,32 +11,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from ketch import Signature
 from ketch_gateway.control.config import CacheConfig
 from ketch_gateway.metrics import Metrics
-from ketch_gateway.serving.exact_cache import ExactCache, RowAnswer, row_key
-from ketch_gateway.serving.predictor import Predictor
+from ketch_gateway.serving.exact_cache import ExactCache, row_key
+from ketch_gateway.serving.predictor import CacheOutcome, Prediction, Predictor, RowAnswer
 from ketch_gateway.serving.similarity_cache import HyperplaneIndex, MinHashIndex, SimilarityIndex
 
-__all__ = ["CacheOutcome", "CachedAnswer", "CachingPredictor"]
-
-CacheOutcome = Literal["exact", "approximate", "coalesced", "miss"]
+__all__ = ["CachingPredictor", "approximate_index"]
 
 
-@dataclass(frozen=True)
-class CachedAnswer:
-    """Outputs for a request, and where each row's answer came from."""
-
-    outputs: dict[str, np.ndarray]
-    sources: list[CacheOutcome]
-
-
-def _approximate_index(
+def approximate_index(
     config: CacheConfig, signature: Signature
 ) -> SimilarityIndex[Any, Any] | None:
     """The similarity index that suits the model's single input, if any."""
@@ -61,18 +50,28 @@ def _approximate_index(
     return None
 
 
-class CachingPredictor:
-    """A predictor that answers from the cache what it can and asks ``inner`` for the rest."""
+class CachingPredictor(Predictor):
+    """A link that answers from the cache what it can and asks ``inner`` for the rest.
+
+    ``approximate``, when given, is the similarity index of the approximate cache.
+    """
 
     def __init__(
-        self, model: str, version: str, inner: Predictor, config: CacheConfig, metrics: Metrics
+        self,
+        model: str,
+        version: str,
+        inner: Predictor,
+        config: CacheConfig,
+        metrics: Metrics,
+        *,
+        approximate: SimilarityIndex[Any, Any] | None = None,
     ) -> None:
         self.model = model
         self.version = version
         self.inner = inner
         self.config = config
         self.exact = ExactCache(config.max_bytes, config.ttl_s)
-        self.approximate: SimilarityIndex[Any, Any] | None = None
+        self.approximate = approximate
         self._pending: dict[bytes, asyncio.Future[RowAnswer]] = {}
         labels = (model, version)
         self._hits = metrics.cache_lookups.labels(*labels, "exact")
@@ -83,45 +82,13 @@ class CachingPredictor:
         self._bytes = metrics.cache_bytes.labels(*labels)
         self._evicted = 0
 
-    def learn_signature(self, signature: Signature) -> None:
-        """Build the approximate index once the model's input is known."""
-        if self.approximate is None:
-            self.approximate = _approximate_index(self.config, signature)
-
-    # --- the Predictor protocol ---------------------------------------------------------------
-
-    async def predict(
-        self,
-        inputs: Mapping[str, np.ndarray],
-        *,
-        timeout: float,
-        outputs: Sequence[str] | None = None,
-    ) -> dict[str, np.ndarray]:
-        """The outputs, with cached rows answered from the cache."""
-        answer = await self.predict_rows(inputs, timeout=timeout)
-        if outputs:
-            return {name: answer.outputs[name] for name in outputs}
-        return answer.outputs
-
-    def replicas_changed(self) -> None:
-        """Pass on to the queue."""
-        self.inner.replicas_changed()
-
-    def set_objective(self, seconds: float) -> None:
-        """Pass on to the queue."""
-        self.inner.set_objective(seconds)
-
-    def set_max_batch(self, rows: int | None) -> None:
-        """Pass on to the queue."""
-        self.inner.set_max_batch(rows)
-
     async def close(self) -> None:
-        """Close the queue and forget the cache."""
+        """Close the links behind and forget the cache."""
         await self.inner.close()
         self.exact.clear()
 
     def describe(self) -> dict[str, Any]:
-        """The queue's state and the cache's."""
+        """The state of the links behind, and the cache's."""
         return {
             **self.inner.describe(),
             "cache": {
@@ -131,16 +98,18 @@ class CachingPredictor:
             },
         }
 
-    # --- caching ----------------------------------------------------------------------------
-
     def lookup(self, inputs: Mapping[str, np.ndarray], row: int = 0) -> RowAnswer | None:
         """The answer cached for one row, exactly (for feedback, which needs the prediction)."""
         return self.exact.get(row_key(inputs, row))
 
-    async def predict_rows(
-        self, inputs: Mapping[str, np.ndarray], *, timeout: float
-    ) -> CachedAnswer:
-        """Every row's answer, and where it came from."""
+    async def predict(
+        self,
+        inputs: Mapping[str, np.ndarray],
+        *,
+        timeout: float,
+        outputs: Sequence[str] | None = None,
+    ) -> Prediction:
+        """Every row's answer, and where it came from; only the misses go on, as one request."""
         count = len(next(iter(inputs.values())))
         keys = [row_key(inputs, row) for row in range(count)]
         answers: list[RowAnswer | None] = [None] * count
@@ -167,11 +136,11 @@ class CachingPredictor:
             await self._fetch(inputs, keys, missing, answers, timeout)
         for row, future in waiting.items():
             answers[row] = await asyncio.wait_for(asyncio.shield(future), timeout)
-        names = list(next(answer for answer in answers if answer is not None))
-        outputs = {
+        names = outputs or list(next(answer for answer in answers if answer is not None))
+        combined = {
             name: np.concatenate([a[name] for a in answers if a is not None]) for name in names
         }
-        return CachedAnswer(outputs, sources)
+        return Prediction(combined, tuple(sources))
 
     def _similar(self, inputs: Mapping[str, np.ndarray], row: int) -> RowAnswer | None:
         if self.approximate is None:
@@ -193,7 +162,7 @@ class CachingPredictor:
             else {name: array[missing] for name, array in inputs.items()}
         )
         try:
-            fetched = await self.inner.predict(subset, timeout=timeout)
+            fetched = (await self.inner.predict(subset, timeout=timeout)).outputs
         except BaseException as error:
             for row in missing:
                 future = self._pending.pop(keys[row])

@@ -19,11 +19,9 @@ import numpy as np
 
 from ketch import datatype_of
 from ketch.tensors import encode_raw
+from ketch_gateway.serving.predictor import RowAnswer
 
-__all__ = ["ExactCache", "RowAnswer", "answer_bytes", "row_key"]
-
-RowAnswer = dict[str, np.ndarray]
-"""One row's outputs, each with a leading dimension of 1."""
+__all__ = ["ExactCache", "answer_bytes", "row_key"]
 
 ENTRY_OVERHEAD_BYTES = 200
 """What an entry costs beyond its arrays (key, dictionary slots, objects), roughly."""

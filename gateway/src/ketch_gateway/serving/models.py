@@ -10,9 +10,8 @@ from ketch_gateway.control.config import ModelConfig, VersionConfig
 from ketch_gateway.control.supervisor import ManagedWrapper, RestartPolicy
 from ketch_gateway.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from ketch_gateway.metrics import Metrics
-from ketch_gateway.serving.batcher import BatchingPredictor
-from ketch_gateway.serving.caching import CachingPredictor
-from ketch_gateway.serving.predictor import DirectPredictor, Predictor
+from ketch_gateway.serving.chain import build_chain, build_dispatcher
+from ketch_gateway.serving.predictor import Dispatcher, Predictor
 from ketch_gateway.serving.replicas import Replica, ReplicaSet
 
 __all__ = ["Model", "ModelVersion"]
@@ -36,8 +35,8 @@ class ModelVersion:
         metrics: Metrics,
     ) -> None:
         model = owner.name
-        batching = owner.batching
-        cache = owner.cache
+        self.owner = owner
+        self.metrics = metrics
         self.model = model
         self.version = config.version
         self.config = config
@@ -49,14 +48,10 @@ class ModelVersion:
         self.managed: list[ManagedWrapper] = []
         self.signature: Signature | None = None
         self.capabilities: Capabilities | None = None
-        queue: Predictor = (
-            DirectPredictor(model, self.replicas)
-            if batching.policy == "none"
-            else BatchingPredictor(model, config.version, self.replicas, batching, metrics)
+        self.dispatcher: Dispatcher = build_dispatcher(
+            owner, config.version, self.replicas, metrics
         )
-        self.predictor: Predictor = queue
-        if cache.enabled:
-            self.predictor = CachingPredictor(model, config.version, queue, cache, metrics)
+        self.predictor: Predictor = build_chain(owner, config.version, self.dispatcher, metrics)
         self.started = False
         self._launched = 0
 
@@ -71,7 +66,7 @@ class ModelVersion:
     async def _connect(self, address: str) -> None:
         replica = Replica(address)
         self.replicas.add(replica)
-        self.predictor.replicas_changed()
+        self.dispatcher.replicas_changed()
         if not await replica.probe():
             _log.warning("%s: replica %s is not answering yet; probing", self.label, address)
 
@@ -91,7 +86,7 @@ class ModelVersion:
             raise NotFound(f"{self.label} has no external replica {address} (external: {known})")
         self.addresses.remove(address)
         replica = self.replicas.remove(address)
-        self.predictor.replicas_changed()
+        self.dispatcher.replicas_changed()
         if replica is not None:
             await replica.close()
 
@@ -124,7 +119,7 @@ class ModelVersion:
         await wrapper.stop()
         if wrapper.address is not None:
             replica = self.replicas.remove(wrapper.address)
-            self.predictor.replicas_changed()
+            self.dispatcher.replicas_changed()
             if replica is not None:
                 await replica.close()
 
@@ -139,7 +134,7 @@ class ModelVersion:
             else:
                 replica.append(Replica(address, managed=True))
                 self.replicas.add(replica[0])
-                self.predictor.replicas_changed()
+                self.dispatcher.replicas_changed()
             replica[0].healthy = True
 
         def on_exit() -> None:
@@ -173,16 +168,21 @@ class ModelVersion:
                 inputs=metadata.inputs, outputs=metadata.outputs, platform=metadata.platform
             )
             await self._learn_capabilities(replica)
-            if isinstance(self.predictor, CachingPredictor):
-                self.predictor.learn_signature(self.signature)
+            self.predictor = build_chain(
+                self.owner,
+                self.version,
+                self.dispatcher,
+                self.metrics,
+                signature=self.signature,
+                capabilities=self.capabilities,
+            )
             return self.signature
         return None
 
     async def _learn_capabilities(self, replica: Replica) -> None:
         """Learn the wrapper's declared maximum batch, and whether the model learns online.
 
-        Batches stay within the maximum (Ketch wrappers declare it); a model that learns
-        online is not cached unless its cache entries expire.
+        Batches stay within the maximum (Ketch wrappers declare it).
         """
         launched = self.config.launch.max_batch if self.config.launch else None
         try:
@@ -192,16 +192,7 @@ class ModelVersion:
         self.capabilities = capabilities
         declared = capabilities.max_batch if capabilities else None
         bounds = [bound for bound in (launched, declared) if bound]
-        self.predictor.set_max_batch(min(bounds) if bounds else None)
-        cache = self.predictor
-        learns = capabilities is not None and capabilities.observe
-        if isinstance(cache, CachingPredictor) and learns and cache.config.ttl_s is None:
-            _log.warning(
-                "%s learns online: its answers are not cached (set [models.cache] ttl_s "
-                "to cache them for a while)",
-                self.label,
-            )
-            self.predictor = cache.inner
+        self.dispatcher.set_max_batch(min(bounds) if bounds else None)
 
     async def require_signature(self) -> Signature:
         """The signature, or ServiceUnavailable when no replica can give it."""
@@ -246,14 +237,14 @@ class Model:
 
     def _version(self, config: VersionConfig) -> ModelVersion:
         version = ModelVersion(self.config, config, restart=self.restart, metrics=self.metrics)
-        version.predictor.set_objective(self.batch_objective_s)
+        version.dispatcher.set_objective(self.batch_objective_s)
         return version
 
     def set_batch_objective(self, seconds: float) -> None:
         """The latency every version's batches aim under (unless configured explicitly)."""
         self.batch_objective_s = seconds
         for version in self.versions.values():
-            version.predictor.set_objective(seconds)
+            version.dispatcher.set_objective(seconds)
 
     def version(self, name: str | None = None) -> ModelVersion:
         """The version called ``name``, or the current one; NotFound when there is none."""

@@ -1,28 +1,42 @@
-"""How a model version turns requests into outputs.
+"""The predictor chain: one protocol for every link between the routes and a version's replicas.
 
-The request path asks a :class:`Predictor` for outputs and never talks to
-replicas itself. :class:`DirectPredictor` sends each request straight to the
-next healthy replica (the ``none`` batching policy);
-:class:`ketch_gateway.serving.batcher.BatchingPredictor` queues requests by deadline
-and batches them (``aimd`` and ``fixed``).
+A request for a model version goes to the head of the version's chain, which
+:func:`~ketch_gateway.serving.chain.build_chain` builds from the version's
+configuration and its wrapper's capabilities: a cache when one is configured,
+then the dispatcher that sends rows to replicas (a deadline queue and batcher,
+or straight to the next replica). Every link answers with a :class:`Prediction`,
+and every link answers :meth:`Predictor.lookup`: a cache with what it holds,
+the others with "nothing cached". Callers never ask which links there are.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from ketch import WrapperCallError
-from ketch_gateway.errors import ApiError, status_for_wrapper_code
-from ketch_gateway.serving.replicas import ReplicaSet
+__all__ = ["CacheOutcome", "Dispatcher", "Prediction", "Predictor", "RowAnswer"]
 
-__all__ = ["DirectPredictor", "Predictor", "wrapper_error"]
+RowAnswer = dict[str, np.ndarray]
+"""One row's outputs, each with a leading dimension of 1."""
+
+CacheOutcome = Literal["exact", "approximate", "coalesced", "miss"]
+"""Where a row's answer came from, when a cache was on its way."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """A request's outputs and, where a cache saw it, where each row's answer came from."""
+
+    outputs: dict[str, np.ndarray]
+    sources: tuple[CacheOutcome, ...] | None = None
+    """One outcome per row; None when no cache was on the way."""
 
 
 class Predictor(Protocol):
-    """Outputs for a batch of rows, within ``timeout`` seconds."""
+    """A link of a model version's chain: outputs for rows, within ``timeout`` seconds."""
 
     async def predict(
         self,
@@ -30,75 +44,38 @@ class Predictor(Protocol):
         *,
         timeout: float,
         outputs: Sequence[str] | None = None,
-    ) -> dict[str, np.ndarray]:
-        """The model's outputs; an ApiError (400, 404, 503, 504, 500) when there are none."""
+    ) -> Prediction:
+        """The outputs (those named in ``outputs``, else all); an ApiError when there are none.
+
+        The errors are 400 (the wrapper refused the input), 404, 503 (no replica, or
+        the queue is full), 504 (the deadline passed) and 500.
+        """
         ...
 
-    def replicas_changed(self) -> None:
-        """The replica set gained or lost a replica."""
-        ...
-
-    def set_objective(self, seconds: float) -> None:
-        """The latency the model's batches should stay under."""
-        ...
-
-    def set_max_batch(self, rows: int | None) -> None:
-        """The most rows one call to a replica may carry."""
-        ...
+    def lookup(self, inputs: Mapping[str, np.ndarray], row: int = 0) -> RowAnswer | None:
+        """The answer cached for one row, found exactly; None when nothing is cached."""
+        return None
 
     async def close(self) -> None:
         """Answer what is waiting and stop (the gateway is stopping)."""
         ...
 
     def describe(self) -> dict[str, Any]:
-        """What the admin API shows of it."""
+        """What the admin API shows of it (and of the links behind it)."""
         ...
 
 
-def wrapper_error(label: str, error: WrapperCallError) -> ApiError:
-    """The HTTP error for a failed wrapper call, keeping the wrapper's message."""
-    kind = status_for_wrapper_code(error.code)
-    if kind is ApiError:
-        return ApiError(f"{label} failed: {error.code}: {error.message}")
-    return kind(error.message)
-
-
-class DirectPredictor:
-    """One wrapper call per request, to the replicas in turn."""
-
-    def __init__(self, model: str, replicas: ReplicaSet) -> None:
-        self.model = model
-        self.replicas = replicas
+class Dispatcher(Predictor, Protocol):
+    """The chain's last link: it sends rows to the version's replicas, and is told about them."""
 
     def replicas_changed(self) -> None:
-        """Nothing to do: each call picks a replica."""
+        """The replica set gained or lost a replica."""
+        ...
 
     def set_objective(self, seconds: float) -> None:
-        """Nothing to do: there are no batches."""
+        """The latency the version's batches should stay under."""
+        ...
 
     def set_max_batch(self, rows: int | None) -> None:
-        """Nothing to do: a request is sent as it came."""
-
-    async def close(self) -> None:
-        """Nothing waits here."""
-
-    def describe(self) -> dict[str, Any]:
-        """What the admin API shows of it."""
-        return {"policy": "none"}
-
-    async def predict(
-        self,
-        inputs: Mapping[str, np.ndarray],
-        *,
-        timeout: float,
-        outputs: Sequence[str] | None = None,
-    ) -> dict[str, np.ndarray]:
-        """Send the batch to the next healthy replica."""
-        replica = self.replicas.pick()
-        try:
-            return await replica.client.infer(
-                inputs, model=self.model, outputs=outputs, timeout=timeout
-            )
-        except WrapperCallError as error:
-            replica.failed(error)
-            raise wrapper_error(self.replicas.label, error) from None
+        """The most rows one call to a replica may carry."""
+        ...

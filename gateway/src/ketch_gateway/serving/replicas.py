@@ -6,14 +6,22 @@ import asyncio
 import logging
 
 from ketch import AsyncWrapperClient, WrapperCallError
-from ketch_gateway.errors import ServiceUnavailable
+from ketch_gateway.errors import ApiError, ServiceUnavailable, status_for_wrapper_code
 
-__all__ = ["Replica", "ReplicaSet"]
+__all__ = ["UNREACHABLE_CODES", "Replica", "ReplicaSet", "wrapper_error"]
 
 _log = logging.getLogger(__name__)
 
 UNREACHABLE_CODES = frozenset({"UNAVAILABLE", "UNKNOWN"})
 """gRPC statuses that mean the replica itself is gone, not that the request was bad."""
+
+
+def wrapper_error(label: str, error: WrapperCallError) -> ApiError:
+    """The HTTP error for a failed wrapper call, keeping the wrapper's message."""
+    kind = status_for_wrapper_code(error.code)
+    if kind is ApiError:
+        return ApiError(f"{label} failed: {error.code}: {error.message}")
+    return kind(error.message)
 
 
 class Replica:

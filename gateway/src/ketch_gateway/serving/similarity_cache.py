@@ -23,7 +23,7 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from ketch_gateway.serving.exact_cache import RowAnswer
+from ketch_gateway.serving.predictor import RowAnswer
 
 __all__ = ["HyperplaneIndex", "MinHashIndex", "SimilarityIndex", "words"]
 
