@@ -48,6 +48,7 @@ from overhead_scenarios_tensorflow import save_digits_mlp
 from ketch_gateway import start_gateway
 from ketch_gateway.correction.answers import AnswerReader
 from ketch_gateway.correction.policies import Exp4, Personalized
+from ketch_gateway.correction.registry import POLICIES
 
 RESULTS = Path(__file__).parent / "results"
 TRAIN_ROWS = 150
@@ -228,7 +229,7 @@ def ensemble(
         "best_single": best,
         "exp4_gateway_error": gateway_error,
         "exp4_gateway_ratio": gateway_error / best_error,
-        "exp4_replay_default_eta_error": sweep[Exp4.option_defaults["eta"]].mean(),
+        "exp4_replay_default_eta_error": sweep[POLICIES["exp4"].option_defaults["eta"]].mean(),
         "eta_sweep": {str(eta): errors.mean() / best_error for eta, errors in sweep.items()},
         "feedback_p50_ms": float(np.percentile(gateway_run["feedback_ms"], 50)),
         "final_weights": gateway_run["state"],

@@ -19,14 +19,12 @@ from typing import Any, Final
 from ketch import installed_plugins
 from ketch_gateway.control.config_reader import ConfigError, Reader
 from ketch_gateway.control.toml_lines import TomlLines
-from ketch_gateway.correction.answers import TASKS
-from ketch_gateway.correction.policies import CORRECTION_POLICIES
+from ketch_gateway.correction.registry import PASS_THROUGH, POLICIES, TASKS
 from ketch_gateway.stores.contract import is_redis_location
 
 __all__ = [
     "BATCH_POLICIES",
     "DEFAULT_ADMIN_TOKEN_VARIABLE",
-    "POLICIES",
     "AppConfig",
     "BatchingConfig",
     "CacheConfig",
@@ -44,7 +42,6 @@ __all__ = [
     "state_location",
 ]
 
-POLICIES: Final = ("single", "exp3", "exp4", "epsilon_greedy", "ucb1", "personalized")
 BATCH_POLICIES: Final = ("aimd", "fixed", "none")
 DEFAULT_ADMIN_TOKEN_VARIABLE: Final = "KETCH_ADMIN_TOKEN"
 
@@ -161,7 +158,7 @@ class AppConfig:
     name: str
     models: tuple[str, ...]
     latency_objective_ms: float
-    policy: str = "single"
+    policy: str = PASS_THROUGH
     default_output: Any = None
     has_default_output: bool = False
     task: str = "classification"
@@ -393,7 +390,7 @@ def read_app(reader: Reader, models: Mapping[str, ModelConfig] | None = None) ->
             if model not in models:
                 known = ", ".join(models) or "none"
                 raise reader.error("models", f"unknown model {model!r} (models: {known})")
-    policy = reader.string("policy", "single")
+    policy = reader.string("policy", PASS_THROUGH)
     if policy not in POLICIES:
         raise reader.error(
             "policy", f"unknown policy {policy!r}; expected one of {', '.join(POLICIES)}"
@@ -402,7 +399,7 @@ def read_app(reader: Reader, models: Mapping[str, ModelConfig] | None = None) ->
     if task not in TASKS:
         raise reader.error("task", f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
     classes = reader.integer("classes", 0, minimum=0)
-    if policy != "single" and task == "classification" and classes < 2:
+    if POLICIES[policy].learns and task == "classification" and classes < 2:
         raise reader.error("classes", f"policy {policy!r} needs the number of classes (2 or more)")
     confidence = reader.number("min_confidence", 0.0, minimum=0, inclusive=True)
     if confidence > 1:
@@ -428,10 +425,11 @@ def _policy_options(reader: Reader, policy: str) -> dict[str, float]:
     if "policy_options" not in reader.data:
         return {}
     table = reader.child("policy_options")
-    if policy == "single":
-        raise reader.error("policy_options", "policy 'single' has no options")
+    entry = POLICIES[policy]
+    if not entry.option_defaults:
+        raise reader.error("policy_options", f"policy {policy!r} has no options")
     try:
-        return CORRECTION_POLICIES[policy].check_options(table.data)
+        return entry.check_options(table.data)
     except ValueError as error:
         raise reader.error("policy_options", str(error)) from None
 

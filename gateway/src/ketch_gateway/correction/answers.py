@@ -18,10 +18,9 @@ import numpy as np
 from ketch import Signature, TensorSpec
 from ketch_gateway.errors import ApiError
 
-__all__ = ["TASKS", "AnswerReader", "Task"]
+__all__ = ["AnswerReader", "Task"]
 
 Task = Literal["classification", "regression"]
-TASKS: Final = ("classification", "regression")
 FLOATS: Final = ("FP16", "FP32", "FP64")
 INTEGERS: Final = ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
 

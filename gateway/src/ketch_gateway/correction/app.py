@@ -11,8 +11,8 @@ from typing import Any
 from ketch_gateway.control.config import AppConfig
 from ketch_gateway.correction.answer_reserve import AnswerReserve
 from ketch_gateway.correction.corrector import Corrector
+from ketch_gateway.correction.registry import POLICIES
 from ketch_gateway.correction.rows import inputs_from_rows, rows_from_outputs
-from ketch_gateway.correction.single import Policy, policy_for
 from ketch_gateway.errors import ApiError, GatewayTimeout, ServiceUnavailable
 from ketch_gateway.serving.models import Model
 from ketch_gateway.stores.contract import StateStore
@@ -47,12 +47,17 @@ class App:
         self.models = list(config.models)
         self.objective_s = config.latency_objective_ms / 1000.0
         self.policy_name = config.policy
-        self.policy: Policy = policy_for("single")  # the pass-through; other policies correct
         self.default_output = config.default_output
         self.has_default_output = config.has_default_output
         self.config = config
-        self.corrector = Corrector(config, store) if config.policy != "single" else None
+        self.corrector = Corrector(config, store) if POLICIES[config.policy].learns else None
         self.reserve = AnswerReserve(self.objective_s)
+
+    def _first_model(self) -> str:
+        """The model that answers alone under the pass-through policy."""
+        if not self.models:
+            raise ServiceUnavailable("the app has no linked model")
+        return self.models[0]
 
     def _fallback(self, rows: int, query_id: str, reason: str, model: str | None) -> AppAnswer:
         if not self.has_default_output:
@@ -112,7 +117,7 @@ class App:
                 query_id=query_id,
                 deadline=deadline,
             )
-        name = self.policy.select(self.models, user)[0]
+        name = self._first_model()
         version = find_model(name).version()
         objective = f"the latency objective of {self.objective_s * 1000:g} ms"
         try:
@@ -129,9 +134,8 @@ class App:
             return self._fallback(
                 len(rows), query_id, f"model {name!r} could not answer ({error.message})", name
             )
-        combined = self.policy.combine({name: prediction.outputs})
         return AppAnswer(
-            rows_from_outputs(combined, len(rows)),
+            rows_from_outputs(prediction.outputs, len(rows)),
             False,
             query_id,
             model=name,
@@ -224,8 +228,7 @@ class App:
 
         BadRequest unless ``row`` fits the input of the app's model.
         """
-        name = self.policy.select(self.models, None)[0]
-        version = find_model(name).version()
+        version = find_model(self._first_model()).version()
         try:
             signature = await version.require_signature()
         except ApiError:

@@ -35,9 +35,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ketch_gateway.correction.answers import AnswerReader
+from ketch_gateway.correction.registry import POLICIES
 
 __all__ = [
-    "CORRECTION_POLICIES",
+    "IMPLEMENTATIONS",
     "Combined",
     "CorrectionPolicy",
     "EpsilonGreedy",
@@ -61,28 +62,17 @@ class Combined:
 
 
 class CorrectionPolicy:
-    """The three steps, over a state; subclasses define them."""
+    """The three steps, over a state; subclasses define them.
+
+    ``name`` is the policy's entry in the registry, which holds its options' defaults.
+    """
 
     name: ClassVar[str]
     queries_every_model: ClassVar[bool] = False
-    option_defaults: ClassVar[dict[str, float]] = {}
 
     def __init__(self, reader: AnswerReader, options: Mapping[str, float] | None = None) -> None:
         self.reader = reader
-        self.options = {**self.option_defaults, **(options or {})}
-
-    @classmethod
-    def check_options(cls, options: Mapping[str, object]) -> dict[str, float]:
-        """The options as numbers; ValueError for one the policy does not have."""
-        checked = {}
-        for key, value in options.items():
-            if key not in cls.option_defaults:
-                known = ", ".join(cls.option_defaults) or "none"
-                raise ValueError(f"policy {cls.name!r} has no option {key!r} (options: {known})")
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise ValueError(f"option {key!r} must be a number of at least 0, got {value!r}")
-            checked[key] = float(value)
-        return checked
+        self.options = {**POLICIES[self.name].option_defaults, **(options or {})}
 
     # --- the three steps ---------------------------------------------------------------------
 
@@ -164,7 +154,6 @@ class Exp4(_EveryModel):
     """A weighted ensemble of every model; weights fall exponentially with each model's loss."""
 
     name = "exp4"
-    option_defaults: ClassVar[dict[str, float]] = {"eta": 0.05, "loss_scale": 1.0}
 
     def initial_state(self, models: Sequence[str]) -> State:
         """Equal weights."""
@@ -235,7 +224,6 @@ class Exp3(_OneModel):
     """Exp3: one model at random, mixing weights with uniform exploration (gamma)."""
 
     name = "exp3"
-    option_defaults: ClassVar[dict[str, float]] = {"gamma": 0.1, "loss_scale": 1.0}
 
     def initial_state(self, models: Sequence[str]) -> State:
         """Equal weights."""
@@ -308,7 +296,6 @@ class EpsilonGreedy(_CountingBandit):
     """The best model so far, or any model with probability epsilon."""
 
     name = "epsilon_greedy"
-    option_defaults: ClassVar[dict[str, float]] = {"epsilon": 0.1, "loss_scale": 1.0}
 
     def select(self, state: State, models: Sequence[str], rng: np.random.Generator) -> list[str]:
         """Explore with probability epsilon, else exploit."""
@@ -321,7 +308,6 @@ class Ucb1(_CountingBandit):
     """The model with the highest mean reward plus ``sqrt(2 ln N / n)``."""
 
     name = "ucb1"
-    option_defaults: ClassVar[dict[str, float]] = {"loss_scale": 1.0}
 
     def select(self, state: State, models: Sequence[str], rng: np.random.Generator) -> list[str]:
         """An untried model first; then the best upper bound."""
@@ -337,13 +323,6 @@ class Personalized(_EveryModel):
     """Velox's split model: a per-user linear model over every model's answer."""
 
     name = "personalized"
-    option_defaults: ClassVar[dict[str, float]] = {
-        "learning_rate": 1.0,
-        "shared_learning_rate": 0.02,
-        "prior_strength": 4.0,
-        "forgetting": 1.0,
-        "rls_start": 10.0,
-    }
 
     def _features(
         self,
@@ -428,14 +407,14 @@ class Personalized(_EveryModel):
         )
 
 
-CORRECTION_POLICIES: dict[str, type[CorrectionPolicy]] = {
+IMPLEMENTATIONS: Mapping[str, type[CorrectionPolicy]] = {
     policy.name: policy for policy in (Exp3, Exp4, EpsilonGreedy, Ucb1, Personalized)
 }
-"""The learning policies by name (``single`` is the plain pass-through, in policies.py)."""
+"""The code of every learning policy in the registry, by name."""
 
 
 def correction_policy(
     name: str, reader: AnswerReader, options: Mapping[str, float]
 ) -> CorrectionPolicy:
     """A new policy object."""
-    return CORRECTION_POLICIES[name](reader, options)
+    return IMPLEMENTATIONS[name](reader, options)
