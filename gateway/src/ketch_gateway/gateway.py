@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from ketch_gateway.catalog import Catalog
 from ketch_gateway.control.config import GatewayConfig, read_app, read_model, read_version
 from ketch_gateway.control.config_reader import ConfigError, Reader
 from ketch_gateway.control.supervisor import RestartPolicy
@@ -48,11 +49,13 @@ class Gateway:
         self.base = config.source.resolve().parent if config.source else Path.cwd()
         self.restart = restart or RestartPolicy()
         self.metrics = Metrics()
-        self.models: dict[str, Model] = {
-            m.name: Model(m, self.restart, self.metrics) for m in config.models
-        }
+        self.models: Catalog[Model] = Catalog("model")
+        for model in config.models:
+            self.models.add(model.name, Model(model, self.restart, self.metrics))
         self.store: StateStore = open_store(self.settings.state)
-        self.apps: dict[str, App] = {a.name: App(a, self.store) for a in config.apps}
+        self.apps: Catalog[App] = Catalog("app")
+        for app in config.apps:
+            self.apps.add(app.name, App(app, self.models, self.store))
         self._refresh_objectives()
         self.started = False
         self._changes = asyncio.Lock()
@@ -89,24 +92,10 @@ class Gateway:
     def _refresh_objectives(self) -> None:
         """Aim each model's batches at half the tightest objective of the apps that use it."""
         for model in self.models.values():
-            objectives = [app.objective_s for app in self.apps.values() if model.name in app.models]
+            objectives = [app.objective_s for app in self.apps.values() if model.name in app.linked]
             model.set_batch_objective(
                 min(objectives) / 2 if objectives else DEFAULT_BATCH_OBJECTIVE_S
             )
-
-    def model(self, name: str) -> Model:
-        """The model called ``name``; NotFound lists the models there are."""
-        found = self.models.get(name)
-        if found is None:
-            raise NotFound(f"unknown model {name!r} (models: {', '.join(self.models) or 'none'})")
-        return found
-
-    def app(self, name: str) -> App:
-        """The app called ``name``; NotFound lists the apps there are."""
-        found = self.apps.get(name)
-        if found is None:
-            raise NotFound(f"unknown app {name!r} (apps: {', '.join(self.apps) or 'none'})")
-        return found
 
     def ready(self) -> bool:
         """Whether every model's current version has a healthy replica."""
@@ -131,44 +120,41 @@ class Gateway:
 
     async def _add_model(self, body: dict[str, Any]) -> dict[str, Any]:
         config = read_model(Reader(body), self.base)
-        if config.name in self.models:
-            raise Conflict(f"model {config.name!r} already exists")
         model = Model(config, self.restart, self.metrics)
-        self.models[config.name] = model
+        self.models.add(config.name, model)
         if self.started:
             await model.start()
         return model.describe()
 
     async def _remove_model(self, body: dict[str, Any]) -> dict[str, Any]:
         name = _text(body, "model")
-        model = self.model(name)
-        users = [app.name for app in self.apps.values() if name in app.models]
+        self.models.find(name)
+        users = [app.name for app in self.apps.values() if name in app.linked]
         if users:
             raise Conflict(
                 f"model {name!r} is linked to app(s) {', '.join(users)}; unlink it first"
             )
-        del self.models[name]
-        await model.stop()
+        await self.models.remove(name).stop()
         return {"removed": name}
 
     async def _add_version(self, body: dict[str, Any]) -> dict[str, Any]:
-        model = self.model(_text(body, "model"))
+        model = self.models.find(_text(body, "model"))
         fields = {key: value for key, value in body.items() if key != "model"}
         version = await model.add_version(read_version(Reader(fields), self.base))
         return version.describe()
 
     async def _set_version(self, body: dict[str, Any]) -> dict[str, Any]:
-        model = self.model(_text(body, "model"))
+        model = self.models.find(_text(body, "model"))
         model.set_current(_text(body, "version"))
         return model.describe()
 
     async def _add_replica(self, body: dict[str, Any]) -> dict[str, Any]:
-        version = self.model(_text(body, "model")).version(_text(body, "version"))
+        version = self.models.find(_text(body, "model")).version(_text(body, "version"))
         await version.add_address(_text(body, "address"))
         return version.describe()
 
     async def _remove_replica(self, body: dict[str, Any]) -> dict[str, Any]:
-        version = self.model(_text(body, "model")).version(_text(body, "version"))
+        version = self.models.find(_text(body, "model")).version(_text(body, "version"))
         address = _text(body, "address")
         if address in version.addresses:
             await version.remove_address(address)
@@ -178,7 +164,7 @@ class Gateway:
         return {**version.describe(), "removed": address, "removed_kind": "managed"}
 
     async def _scale(self, body: dict[str, Any]) -> dict[str, Any]:
-        version = self.model(_text(body, "model")).version(_text(body, "version"))
+        version = self.models.find(_text(body, "model")).version(_text(body, "version"))
         count = body.get("count")
         if not isinstance(count, int) or isinstance(count, bool) or count < 0:
             raise BadRequest("count: expected a whole number of managed replicas (0 or more)")
@@ -187,31 +173,29 @@ class Gateway:
 
     async def _add_app(self, body: dict[str, Any]) -> dict[str, Any]:
         config = read_app(Reader(body), {name: m.config for name, m in self.models.items()})
-        if config.name in self.apps:
-            raise Conflict(f"app {config.name!r} already exists")
-        self.apps[config.name] = App(config, self.store)
-        return self.apps[config.name].describe()
+        app = App(config, self.models, self.store)
+        self.apps.add(config.name, app)
+        return app.describe()
 
     async def _remove_app(self, body: dict[str, Any]) -> dict[str, Any]:
         name = _text(body, "app")
-        self.app(name)
-        del self.apps[name]
+        self.apps.remove(name)
         return {"removed": name}
 
     async def _link(self, body: dict[str, Any]) -> dict[str, Any]:
-        app = self.app(_text(body, "app"))
-        model = self.model(_text(body, "model"))
-        if model.name in app.models:
+        app = self.apps.find(_text(body, "app"))
+        model = self.models.find(_text(body, "model"))
+        if model.name in app.linked:
             raise Conflict(f"model {model.name!r} is already linked to app {app.name!r}")
-        app.models.append(model.name)
+        app.linked.append(model.name)
         return app.describe()
 
     async def _unlink(self, body: dict[str, Any]) -> dict[str, Any]:
-        app = self.app(_text(body, "app"))
+        app = self.apps.find(_text(body, "app"))
         model = _text(body, "model")
-        if model not in app.models:
+        if model not in app.linked:
             raise NotFound(f"model {model!r} is not linked to app {app.name!r}")
-        app.models.remove(model)
+        app.linked.remove(model)
         return app.describe()
 
 

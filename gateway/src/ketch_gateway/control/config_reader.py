@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ketch_gateway.control.toml_lines import KeyPath, TomlLines
+from ketch_gateway.errors import format_location
 
 __all__ = ["ConfigError", "Reader", "format_path"]
 
@@ -16,10 +17,7 @@ class ConfigError(ValueError):
 
 def format_path(path: KeyPath) -> str:
     """``models[0].versions[1].count`` for ``("models", 0, "versions", 1, "count")``."""
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return text or "(top level)"
+    return format_location(path) or "(top level)"
 
 
 def _kind(value: object) -> str:

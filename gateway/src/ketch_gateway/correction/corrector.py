@@ -18,12 +18,11 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ketch import WrapperCallError
-from ketch_gateway.control.config import AppConfig
 from ketch_gateway.correction.answers import AnswerReader
 from ketch_gateway.correction.policies import (
     Combined,
@@ -31,10 +30,13 @@ from ketch_gateway.correction.policies import (
     Personalized,
     correction_policy,
 )
+from ketch_gateway.correction.queries import Feedback, Query
 from ketch_gateway.correction.rows import inputs_from_rows
 from ketch_gateway.errors import ApiError, BadRequest
-from ketch_gateway.serving.models import Model
-from ketch_gateway.stores.contract import PolicyState, StateStore
+from ketch_gateway.stores.contract import PolicyState
+
+if TYPE_CHECKING:
+    from ketch_gateway.correction.app import App
 
 __all__ = ["Corrected", "Corrector"]
 
@@ -56,17 +58,25 @@ class Corrected:
 
 
 class Corrector:
-    """The correction layer of one app."""
+    """The correction layer of one app: its policy, over the app's models and store."""
 
-    def __init__(self, config: AppConfig, store: StateStore, seed: int | None = None) -> None:
-        self.config = config
-        self.store = store
+    def __init__(self, app: App, seed: int | None = None) -> None:
+        config = app.config
+        self.app = app
+        self.store = app.store
         self.reader = AnswerReader(config.task, config.classes, config.output)  # type: ignore[arg-type]
         self.policy: CorrectionPolicy = correction_policy(
             config.policy, self.reader, config.policy_options
         )
         self.rng = np.random.default_rng(seed)
         self._running: dict[str, np.ndarray] = {}
+
+    def _linked(self) -> list[str]:
+        """The app's linked models (ApiError when there are none)."""
+        models = list(self.app.linked)
+        if not models:
+            raise ApiError(f"app {self.app.name!r} has no linked model")
+        return models
 
     # --- state --------------------------------------------------------------------------------
 
@@ -78,10 +88,11 @@ class Corrector:
         state = self.policy.load(stored)
         return state if self.policy.fits(state, models) else None
 
-    async def state_for(self, app: str, user: str | None, models: Sequence[str]) -> dict[str, Any]:
+    async def state_for(self, user: str | None, models: Sequence[str]) -> dict[str, Any]:
         """The user's state, else the app's shared one, else a fresh one."""
         for key in ([user] if user else []) + [SHARED]:
-            state = self._from_store(await self.store.load_policy_state(app, key), models)
+            stored = await self.store.load_policy_state(self.app.name, key)
+            state = self._from_store(stored, models)
             if state is not None:
                 return state
         return self.policy.initial_state(models)
@@ -102,47 +113,24 @@ class Corrector:
 
     # --- queries ------------------------------------------------------------------------------
 
-    async def _answer(
-        self,
-        name: str,
-        rows: Sequence[Any],
-        find_model: Callable[[str], Model],
-        field: str,
-        timeout: float,
-    ) -> np.ndarray:
-        version = find_model(name).version()
+    async def _answer(self, name: str, rows: Sequence[Any], timeout: float) -> np.ndarray:
+        version = self.app.current_version(name)
         signature = await version.require_signature()
-        inputs = inputs_from_rows(rows, signature.inputs, field)
+        inputs = inputs_from_rows(rows, signature.inputs)
         spec = self.reader.choose_output(name, signature)
         prediction = await version.predictor.predict(inputs, timeout=timeout)
         return self.reader.read(spec, prediction.outputs)
 
-    async def predict(
-        self,
-        app: str,
-        rows: Sequence[Any],
-        user: str | None,
-        *,
-        models: Sequence[str],
-        find_model: Callable[[str], Model],
-        field: str,
-        deadline: float,
-        query_id: str,
-    ) -> Corrected:
+    async def predict(self, query: Query, deadline: float) -> Corrected:
         """Ask the selected models; combine what arrived by the deadline (or all, if told)."""
-        models = list(models)
-        if not models:
-            raise ApiError(f"app {app!r} has no linked model")
-        state = await self.state_for(app, user, models)
+        models = self._linked()
+        state = await self.state_for(query.user, models)
         asked = self.policy.select(state, models, self.rng)
         loop = asyncio.get_running_loop()
         timeout = max(deadline - loop.time(), 0.001)
-        if not self.config.straggler_mitigation:
-            timeout = max(find_model(name).timeout_s for name in asked)
-        tasks = {
-            name: loop.create_task(self._answer(name, rows, find_model, field, timeout))
-            for name in asked
-        }
+        if not self.app.config.straggler_mitigation:
+            timeout = max(self.app.models.find(name).timeout_s for name in asked)
+        tasks = {name: loop.create_task(self._answer(name, query.rows, timeout)) for name in asked}
         done, pending = await asyncio.wait(tasks.values(), timeout=timeout)
         for task in pending:
             task.cancel()
@@ -164,7 +152,7 @@ class Corrector:
         self._remember_answers(answers)
         if not self.policy.queries_every_model and answers:
             await self.store.remember_query(
-                query_id, {"model": asked[0], "user": user}, QUERY_MEMORY_S
+                query.id, {"model": asked[0], "user": query.user}, QUERY_MEMORY_S
             )
         if not answers:
             return Corrected([], asked, failures)
@@ -173,7 +161,7 @@ class Corrector:
             self.policy.combine(
                 state, models, {m: values[row] for m, values in answers.items()}, stand_ins
             )
-            for row in range(len(rows))
+            for row in range(len(query.rows))
         ]
         return Corrected(combined, asked, failures)
 
@@ -185,43 +173,31 @@ class Corrector:
 
     # --- feedback -----------------------------------------------------------------------------
 
-    async def _feedback_answer(
-        self, name: str, row: Any, find_model: Callable[[str], Model]
-    ) -> tuple[np.ndarray, Model]:
-        model = find_model(name)
+    async def _feedback_answer(self, name: str, row: Any) -> np.ndarray:
+        model = self.app.models.find(name)
         version = model.version()
         signature = await version.require_signature()
-        inputs = inputs_from_rows([row], signature.inputs, "input")
+        inputs = inputs_from_rows([row], signature.inputs)
         spec = self.reader.choose_output(name, signature)
         outputs = version.predictor.lookup(inputs)
         if outputs is None:
             outputs = (await version.predictor.predict(inputs, timeout=model.timeout_s)).outputs
-        return self.reader.read(spec, outputs)[0], model
+        answer: np.ndarray = self.reader.read(spec, outputs)[0]
+        return answer
 
-    async def observe(
-        self,
-        app: str,
-        row: Any,
-        label: Any,
-        *,
-        user: str | None,
-        query_id: str | None,
-        models: Sequence[str],
-        find_model: Callable[[str], Model],
-    ) -> dict[str, Any]:
+    async def observe(self, example: Feedback) -> dict[str, Any]:
         """Learn from one labelled example; every model's answer for it, by name."""
         try:
-            target = self.reader.check_label(label)
+            target = self.reader.check_label(example.label)
         except ValueError as error:
             raise BadRequest(str(error)) from None
-        models = list(models)
-        if not models:
-            raise ApiError(f"app {app!r} has no linked model")
-        results = await asyncio.gather(*(self._feedback_answer(m, row, find_model) for m in models))
-        answers = {name: answer for name, (answer, _) in zip(models, results, strict=True)}
+        models = self._linked()
+        results = await asyncio.gather(*(self._feedback_answer(m, example.row) for m in models))
+        answers = dict(zip(models, results, strict=True))
+        query_id = example.query_id
         remembered = await self.store.recall_query(query_id) if query_id else None
         played = remembered.get("model") if remembered else None
-        base = await self.state_for(app, None, models)
+        base = await self.state_for(None, models)
 
         def learn(shared: bool) -> Callable[[PolicyState | None], PolicyState]:
             def update(stored: PolicyState | None) -> PolicyState:
@@ -236,27 +212,21 @@ class Corrector:
 
             return update
 
-        if user:
-            await self.store.update_policy_state(app, user, learn(shared=False))
-        await self.store.update_policy_state(app, SHARED, learn(shared=True))
-        if self.config.forward_feedback:
-            await self._forward(row, target, models, find_model)
+        if example.user:
+            await self.store.update_policy_state(self.app.name, example.user, learn(shared=False))
+        await self.store.update_policy_state(self.app.name, SHARED, learn(shared=True))
+        if self.app.config.forward_feedback:
+            await self._forward(example.row, target, models)
         return {name: answer.tolist() for name, answer in answers.items()}
 
-    async def _forward(
-        self,
-        row: Any,
-        label: float | int,
-        models: Sequence[str],
-        find_model: Callable[[str], Model],
-    ) -> None:
+    async def _forward(self, row: Any, label: float | int, models: Sequence[str]) -> None:
         """Teach the linked models that learn online (every healthy replica)."""
         for name in models:
-            version = find_model(name).version()
+            version = self.app.current_version(name)
             if not (version.capabilities and version.capabilities.observe):
                 continue
             signature = await version.require_signature()
-            inputs = inputs_from_rows([row], signature.inputs, "input")
+            inputs = inputs_from_rows([row], signature.inputs)
             labels = np.array([label], dtype=np.int64 if isinstance(label, int) else np.float64)
             for replica in version.replicas.healthy():
                 try:

@@ -117,10 +117,12 @@ async def list_apps(request: Request) -> Response:
 async def app_state(request: Request) -> Response:
     """``GET /admin/apps/{app}/state[?user=U]``: the correction policy's state (JSON)."""
     gateway = _authorised(request)
-    app = gateway.app(request.path_params["app"])
+    app = gateway.apps.find(request.path_params["app"])
     user = request.query_params.get("user", "")
     state = await gateway.store.load_policy_state(app.name, user)
-    return json_response({"app": app.name, "user": user, "policy": app.policy_name, "state": state})
+    return json_response(
+        {"app": app.name, "user": user, "policy": app.config.policy, "state": state}
+    )
 
 
 async def add_app(request: Request) -> Response:

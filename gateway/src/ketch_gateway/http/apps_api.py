@@ -10,7 +10,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ketch_gateway.correction.app import App
-from ketch_gateway.errors import BadRequest
+from ketch_gateway.correction.queries import Feedback, Query
+from ketch_gateway.errors import BadRequest, InvalidValue
 from ketch_gateway.gateway import Gateway
 from ketch_gateway.http.bodies import json_response, read_json_object
 from ketch_gateway.metrics import bounded_target
@@ -44,7 +45,7 @@ def _check_keys(body: dict[str, Any], allowed: set[str]) -> None:
 async def _read(
     request: Request, gateway: Gateway, allowed: set[str]
 ) -> tuple[App, dict[str, Any]]:
-    app = gateway.app(request.path_params["app"])
+    app = gateway.apps.find(request.path_params["app"])
     body = await read_json_object(request, gateway.settings.max_body_bytes)
     _check_keys(body, allowed)
     return app, body
@@ -69,8 +70,10 @@ async def predict(request: Request) -> Response:
             rows = body["inputs"]
             if not isinstance(rows, list) or not rows:
                 raise BadRequest("inputs: expected a non-empty list of rows")
-        field = "input" if single else "inputs"
-        answer = await app.predict(rows, _user(body), gateway.model, field, arrived=arrived)
+        try:
+            answer = await app.predict(Query(rows, _user(body), arrived))
+        except InvalidValue as error:
+            raise error.within("input" if single else "inputs") from None
         if answer.default:
             gateway.metrics.defaults.labels(app.name).inc()
         result: dict[str, Any] = {
@@ -101,21 +104,11 @@ async def feedback(request: Request) -> Response:
         query_id = body.get("query_id")
         if query_id is not None and not isinstance(query_id, str):
             raise BadRequest("query_id: expected a string")
-        prediction = await app.feedback(
-            body["input"],
-            body["label"],
-            user=_user(body),
-            query_id=query_id,
-            find_model=gateway.model,
-        )
-        feedback_id = await gateway.store.record_feedback(
-            app.name,
-            user=_user(body),
-            row=body["input"],
-            label=body["label"],
-            query_id=query_id,
-            prediction=prediction,
-        )
+        example = Feedback(body["input"], body["label"], _user(body), query_id)
+        try:
+            feedback_id, prediction = await app.feedback(example)
+        except InvalidValue as error:
+            raise error.within("input") from None
         return json_response(
             {"recorded": True, "feedback_id": feedback_id, "prediction": prediction}
         )

@@ -54,7 +54,7 @@ async def model_metadata(request: Request) -> Response:
     """``GET /v2/models/{m}[/versions/{v}]``: the wrapper's signature, as the protocol says."""
     name, version_name = _version_of(request)
     gateway = _gateway(request)
-    model = gateway.model(name)
+    model = gateway.models.find(name)
     signature = await model.version(version_name).require_signature()
     return json_response(
         {
@@ -74,7 +74,7 @@ def _tensor(spec: TensorSpec) -> dict[str, Any]:
 async def model_ready(request: Request) -> Response:
     """``GET /v2/models/{m}[/versions/{v}]/ready``: 200 when a replica can answer, else 503."""
     name, version_name = _version_of(request)
-    version = _gateway(request).model(name).version(version_name)
+    version = _gateway(request).models.find(name).version(version_name)
     if version.replicas.healthy():
         return json_response({"name": name, "ready": True})
     raise ServiceUnavailable(f"{version.label} has no healthy replica")
@@ -91,7 +91,7 @@ async def infer(request: Request) -> Response:
 async def _infer(
     request: Request, gateway: Gateway, name: str, version_name: str | None
 ) -> Response:
-    model = gateway.model(name)
+    model = gateway.models.find(name)
     version = model.version(version_name)
     body = await read_body(request, gateway.settings.max_body_bytes)
     parsed = parse_infer_request(body, request.headers.get(HEADER_LENGTH))

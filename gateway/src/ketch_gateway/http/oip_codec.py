@@ -18,7 +18,7 @@ import numpy as np
 
 from ketch import InvalidInputError
 from ketch.tensors import decode_raw, encode_raw
-from ketch_gateway.errors import BadRequest
+from ketch_gateway.errors import BadRequest, InvalidValue
 from ketch_gateway.http.bodies import parse_json
 from ketch_gateway.json_values import array_from_json, json_from_array
 
@@ -102,7 +102,11 @@ def _read_input(
     if size is None:
         if "data" not in tensor:
             raise BadRequest(f"{where}.data: missing (or send it as binary with binary_data_size)")
-        return name, array_from_json(tensor["data"], datatype, shape, f"{where}.data"), offset
+        try:
+            array = array_from_json(tensor["data"], datatype, shape)
+        except InvalidValue as error:
+            raise error.within("inputs", index, "data") from None
+        return name, array, offset
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise BadRequest(f"{where}.parameters.binary_data_size: expected a whole number of bytes")
     if offset + size > len(binary):
