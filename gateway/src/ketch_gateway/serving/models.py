@@ -7,10 +7,10 @@ import logging
 
 from ketch import Capabilities, Signature, WrapperCallError
 from ketch_gateway.control.config import ModelConfig, VersionConfig
-from ketch_gateway.control.supervisor import ManagedWrapper, RestartPolicy
+from ketch_gateway.control.supervisor import ManagedWrapper
 from ketch_gateway.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
-from ketch_gateway.metrics import Metrics
 from ketch_gateway.serving.chain import build_chain, build_dispatcher
+from ketch_gateway.serving.context import ServingContext
 from ketch_gateway.serving.predictor import Dispatcher, Predictor
 from ketch_gateway.serving.replicas import Replica, ReplicaSet
 
@@ -26,21 +26,13 @@ class ModelVersion:
     started, so that the admin changes recorded in the state store can be replayed first.
     """
 
-    def __init__(
-        self,
-        owner: ModelConfig,
-        config: VersionConfig,
-        *,
-        restart: RestartPolicy,
-        metrics: Metrics,
-    ) -> None:
+    def __init__(self, owner: ModelConfig, config: VersionConfig, context: ServingContext) -> None:
         model = owner.name
         self.owner = owner
-        self.metrics = metrics
+        self.context = context
         self.model = model
         self.version = config.version
         self.config = config
-        self.restart = restart
         self.label = f"model {model!r} version {config.version!r}"
         self.replicas = ReplicaSet(self.label)
         self.addresses = list(config.addresses)
@@ -49,9 +41,11 @@ class ModelVersion:
         self.signature: Signature | None = None
         self.capabilities: Capabilities | None = None
         self.dispatcher: Dispatcher = build_dispatcher(
-            owner, config.version, self.replicas, metrics
+            owner, config.version, self.replicas, context.metrics
         )
-        self.predictor: Predictor = build_chain(owner, config.version, self.dispatcher, metrics)
+        self.predictor: Predictor = build_chain(
+            owner, config.version, self.dispatcher, context.metrics
+        )
         self.started = False
         self._launched = 0
 
@@ -64,7 +58,7 @@ class ModelVersion:
         await self.load_metadata()
 
     async def _connect(self, address: str) -> None:
-        replica = Replica(address)
+        replica = Replica(address, connect=self.context.connect)
         self.replicas.add(replica)
         self.dispatcher.replicas_changed()
         if not await replica.probe():
@@ -132,7 +126,7 @@ class ModelVersion:
             if replica:
                 replica[0].reconnect(address)
             else:
-                replica.append(Replica(address, managed=True))
+                replica.append(Replica(address, managed=True, connect=self.context.connect))
                 self.replicas.add(replica[0])
                 self.dispatcher.replicas_changed()
             replica[0].healthy = True
@@ -150,7 +144,7 @@ class ModelVersion:
             launch=launch,
             on_ready=on_ready,
             on_exit=on_exit,
-            policy=self.restart,
+            policy=self.context.restart,
         )
 
     async def load_metadata(self) -> Signature | None:
@@ -172,7 +166,7 @@ class ModelVersion:
                 self.owner,
                 self.version,
                 self.dispatcher,
-                self.metrics,
+                self.context.metrics,
                 signature=self.signature,
                 capabilities=self.capabilities,
             )
@@ -224,19 +218,18 @@ class ModelVersion:
 class Model:
     """A model: its versions and which one answers when a request names none."""
 
-    def __init__(self, config: ModelConfig, restart: RestartPolicy, metrics: Metrics) -> None:
+    def __init__(self, config: ModelConfig, context: ServingContext) -> None:
         self.name = config.name
         self.config = config
         self.current = config.current_version
         self.timeout_s = config.timeout_ms / 1000.0
-        self.restart = restart
-        self.metrics = metrics
+        self.context = context
         self.batch_objective_s = 0.02
         self.versions = {v.version: self._version(v) for v in config.versions}
         self.started = False
 
     def _version(self, config: VersionConfig) -> ModelVersion:
-        version = ModelVersion(self.config, config, restart=self.restart, metrics=self.metrics)
+        version = ModelVersion(self.config, config, self.context)
         version.dispatcher.set_objective(self.batch_objective_s)
         return version
 

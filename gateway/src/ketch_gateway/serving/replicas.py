@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
 
-from ketch import AsyncWrapperClient, WrapperCallError
+import numpy as np
+
+from ketch import AsyncWrapperClient, Capabilities, ModelMetadata, ObserveResult, WrapperCallError
 from ketch_gateway.errors import ApiError, ServiceUnavailable, status_for_wrapper_code
 
-__all__ = ["UNREACHABLE_CODES", "Replica", "ReplicaSet", "wrapper_error"]
+__all__ = [
+    "UNREACHABLE_CODES",
+    "Connect",
+    "Replica",
+    "ReplicaClient",
+    "ReplicaSet",
+    "connect_grpc",
+    "wrapper_error",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -24,20 +36,79 @@ def wrapper_error(label: str, error: WrapperCallError) -> ApiError:
     return kind(error.message)
 
 
+class ReplicaClient(Protocol):
+    """The calls the gateway makes to a replica: those of :class:`ketch.AsyncWrapperClient`.
+
+    Failed calls raise WrapperCallError with the gRPC status name.
+    """
+
+    async def health(self, service: str = "") -> str:
+        """The ``grpc.health.v1`` status: ``SERVING``, ``NOT_SERVING``, ..."""
+        ...
+
+    async def model_metadata(self, model: str | None = None, version: str = "") -> ModelMetadata:
+        """The model's versions, platform and tensors."""
+        ...
+
+    async def capabilities(self, model: str | None = None, version: str = "") -> Capabilities:
+        """Devices, online learning, maximum batch."""
+        ...
+
+    async def infer(
+        self,
+        inputs: Mapping[str, np.ndarray],
+        *,
+        model: str | None = None,
+        version: str = "",
+        outputs: Sequence[str] | None = None,
+        request_id: str = "",
+        timeout: float | None = None,
+    ) -> dict[str, np.ndarray]:
+        """The outputs for a batch, by name."""
+        ...
+
+    async def observe(
+        self,
+        inputs: Mapping[str, np.ndarray],
+        labels: np.ndarray,
+        *,
+        model: str | None = None,
+        version: str = "",
+    ) -> ObserveResult:
+        """Teach an online-learning model from labelled rows."""
+        ...
+
+    async def close(self) -> None:
+        """Release the connection."""
+        ...
+
+
+Connect = Callable[[str], ReplicaClient]
+"""How the gateway reaches the replica at an address."""
+
+
+def connect_grpc(address: str) -> ReplicaClient:
+    """A gRPC channel to the wrapper at ``address``; each call sets its own timeout."""
+    return AsyncWrapperClient(address, timeout=None)
+
+
 class Replica:
     """One wrapper process, at ``address``; ``managed`` when the gateway started it."""
 
-    def __init__(self, address: str, *, managed: bool = False) -> None:
+    def __init__(
+        self, address: str, *, managed: bool = False, connect: Connect = connect_grpc
+    ) -> None:
         self.address = address
         self.managed = managed
         self.healthy = False
-        self.client = AsyncWrapperClient(address, timeout=None)
+        self.connect = connect
+        self.client = connect(address)
 
     def reconnect(self, address: str) -> None:
         """Point at a new address (a restarted wrapper's), closing the old channel."""
         old = self.client
         self.address = address
-        self.client = AsyncWrapperClient(address, timeout=None)
+        self.client = self.connect(address)
         asyncio.get_running_loop().create_task(old.close())
 
     async def probe(self, timeout: float = 2.0) -> bool:
