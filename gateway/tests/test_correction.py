@@ -13,6 +13,8 @@ import skops.io
 from gateway_test_support import ADMIN_TOKEN, AUTH, gateway_env, redis_server, write_config
 from sklearn.linear_model import LogisticRegression
 
+from ketch import EXTRA_VARIABLE
+from ketch_conformance import pacing
 from ketch_gateway import GatewayProcess, start_gateway
 
 
@@ -35,10 +37,9 @@ def ensemble_models(
     return paths
 
 
-def models_toml(paths: dict[str, Path], slow: str | None = None) -> str:
+def models_toml(paths: dict[str, Path]) -> str:
     text = ""
     for name, path in paths.items():
-        delay = "\n  test_delay_ms = 400" if name == slow else ""
         text += f"""
 [[models]]
 name = "{name}"
@@ -46,7 +47,7 @@ name = "{name}"
   version = "1"
   plugin = "sklearn"
   path = "{path}"
-  options = {{ method = "predict_proba" }}{delay}
+  options = {{ method = "predict_proba" }}
 """
     return text
 
@@ -196,7 +197,7 @@ def test_feedback_labels_are_checked(correction_gateway: GatewayProcess, digits:
 def test_stragglers_are_left_out_at_the_objective(
     tmp_path: Path, ensemble_models: dict[str, Path], digits: Any
 ) -> None:
-    text = models_toml(ensemble_models, slow="weak")
+    text = models_toml(ensemble_models)
     text += app_toml("fast", "exp4").replace(
         "latency_objective_ms = 5000", "latency_objective_ms = 150"
     )
@@ -204,7 +205,8 @@ def test_stragglers_are_left_out_at_the_objective(
         "latency_objective_ms = 5000", "latency_objective_ms = 150"
     )
     config = write_config(tmp_path, text)
-    with start_gateway(config, env=gateway_env()) as process:
+    slow_weak = {EXTRA_VARIABLE: pacing.REFERENCE, pacing.PREDICT_DELAY_VARIABLE: "weak=0.4"}
+    with start_gateway(config, env={**gateway_env(), **slow_weak}) as process:
         fast = predict(process.url, "fast", digits[0][9])
         patient = predict(process.url, "patient", digits[0][9])
     assert fast["models"] == ["good", "wrong"]

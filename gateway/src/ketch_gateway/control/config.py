@@ -56,8 +56,6 @@ class LaunchSpec:
     count: int = 1
     options: Mapping[str, str] = field(default_factory=dict)
     max_batch: int | None = None
-    test_delay_ms: float = 0.0
-    """Tests and benchmarks only: a deliberately slow replica (``ketch serve --test-delay-ms``)."""
 
 
 LAUNCH_KEYS: Final = frozenset(spec.name for spec in fields(LaunchSpec))
@@ -242,7 +240,6 @@ def read_version(reader: Reader, base: Path) -> VersionConfig:
             count=reader.integer("count", 1, minimum=0),
             options=reader.string_table("options"),
             max_batch=reader.optional_integer("max_batch", minimum=1),
-            test_delay_ms=reader.number("test_delay_ms", 0.0, minimum=0, inclusive=True),
         )
     if not addresses and launch is None:
         raise reader.error(

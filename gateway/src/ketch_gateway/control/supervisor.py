@@ -86,7 +86,6 @@ class ManagedWrapper:
             max_batch=self.launch.max_batch,
             options=self.launch.options,
             exit_with_parent=True,
-            test_delay_ms=self.launch.test_delay_ms,
         )
 
     async def start(self) -> str:
