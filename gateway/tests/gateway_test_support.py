@@ -74,10 +74,16 @@ def gateway_env() -> dict[str, str]:
     return {"PYTHONPATH": str(SDK_TESTS)}
 
 
-def metric(url: str, name: str, **labels: str) -> float:
-    """The sum of a metric's samples whose labels include ``labels``, from ``url``/metrics."""
+def metric(gateway: str | httpx.Client, name: str, **labels: str) -> float:
+    """The sum of a metric's samples whose labels include ``labels``, from the gateway.
+
+    ``gateway`` is its URL, or a client of it.
+    """
+    exposition = (
+        httpx.get(f"{gateway}/metrics") if isinstance(gateway, str) else gateway.get("/metrics")
+    )
     total = 0.0
-    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics").text):
+    for family in text_string_to_metric_families(exposition.text):
         for sample in family.samples:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 total += sample.value
