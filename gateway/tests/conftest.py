@@ -14,7 +14,6 @@ from sklearn.datasets import load_digits
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
-from starlette.testclient import TestClient
 
 from ketch_conformance.reference import fit_softmax, save_softmax
 from ketch_gateway import GatewayProcess, start_gateway
@@ -160,7 +159,7 @@ def local_serving(
     digits_model: Path,
     topics_model: Path,
     softmax_model: Path,
-) -> Iterator[TestClient]:
+) -> Iterator[httpx.Client]:
     """The read-mostly gateway in process, over the same models served in process."""
     digits = local_models.serve(
         "digits", "sklearn", digits_model, options={"method": "predict,predict_proba"}
@@ -173,6 +172,6 @@ def local_serving(
 
 
 @pytest.fixture
-def http(local_serving: TestClient) -> httpx.Client:
+def http(local_serving: httpx.Client) -> httpx.Client:
     """A client of the read-mostly gateway (in process)."""
     return local_serving

@@ -19,8 +19,9 @@ import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
+import httpx
 import numpy as np
 from starlette.testclient import TestClient
 
@@ -207,16 +208,9 @@ class LocalModels:
 
 
 @contextlib.contextmanager
-def gateway_client(text: str, folder: Path, models: LocalModels) -> Iterator[TestClient]:
+def gateway_client(text: str, folder: Path, models: LocalModels) -> Iterator[httpx.Client]:
     """A started gateway for the configuration ``text`` (in ``folder``), and a client for it."""
     config = parse_config(text, str(folder / "ketch.toml"), folder)
     gateway = Gateway(config, connect=models.connect)
     with TestClient(create_app(gateway), raise_server_exceptions=False) as client:
         yield client
-
-
-def gateway_of(client: TestClient) -> Gateway:
-    """The gateway a :func:`gateway_client` client talks to."""
-    found: Any = client.app.state.gateway  # type: ignore[attr-defined]
-    assert isinstance(found, Gateway)
-    return found

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from gateway_test_support import ADMIN_TOKEN, AUTH, SLOW_PLUGIN, metric, sentences
 from in_process import LocalModels, gateway_client
-from starlette.testclient import TestClient
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +22,7 @@ def caching_gateway(
     digits_model: Path,
     topics_model: Path,
     softmax_model: Path,
-) -> Iterator[TestClient]:
+) -> Iterator[httpx.Client]:
     serve = local_models.serve
     digits_1 = serve("digits", "sklearn", digits_model, version="1")
     digits_2 = serve("digits", "sklearn", digits_model, version="2")
@@ -121,7 +120,7 @@ def ask(client: httpx.Client, app: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_an_exact_repeat_is_answered_from_the_cache(
-    caching_gateway: TestClient, digits: Any
+    caching_gateway: httpx.Client, digits: Any
 ) -> None:
     client = caching_gateway
     row = digits[0][321].tolist()
@@ -134,7 +133,7 @@ def test_an_exact_repeat_is_answered_from_the_cache(
     assert metric(client, "ketch_cache_lookups_total", model="digits", outcome="exact") >= 1
 
 
-def test_rows_of_a_batch_are_cached_one_by_one(caching_gateway: TestClient, digits: Any) -> None:
+def test_rows_of_a_batch_are_cached_one_by_one(caching_gateway: httpx.Client, digits: Any) -> None:
     client = caching_gateway
     rows = digits[0][400:404].tolist()
     ask(client, "digits", {"input": rows[1]})
@@ -143,7 +142,7 @@ def test_rows_of_a_batch_are_cached_one_by_one(caching_gateway: TestClient, digi
 
 
 def test_another_version_never_serves_this_versions_answers(
-    caching_gateway: TestClient, digits: Any
+    caching_gateway: httpx.Client, digits: Any
 ) -> None:
     client = caching_gateway
     row = digits[0][500].tolist()
@@ -156,7 +155,7 @@ def test_another_version_never_serves_this_versions_answers(
     assert ask(client, "digits", {"input": row})["cache"] == "exact"
 
 
-def test_identical_rows_in_flight_share_one_call(caching_gateway: TestClient) -> None:
+def test_identical_rows_in_flight_share_one_call(caching_gateway: httpx.Client) -> None:
     client = caching_gateway
     row = [0.25] * 64
     batches = metric(client, "ketch_batch_size_rows_count", model="slow")
@@ -167,7 +166,7 @@ def test_identical_rows_in_flight_share_one_call(caching_gateway: TestClient) ->
     assert metric(client, "ketch_batch_size_rows_count", model="slow") - batches == 1
 
 
-def test_answers_expire_after_the_time_to_live(caching_gateway: TestClient) -> None:
+def test_answers_expire_after_the_time_to_live(caching_gateway: httpx.Client) -> None:
     client = caching_gateway
     row = [0.75] * 64
     first = ask(client, "slow", {"input": row})
@@ -182,7 +181,7 @@ def test_answers_expire_after_the_time_to_live(caching_gateway: TestClient) -> N
 
 
 def test_a_model_that_learns_online_is_not_cached_without_a_time_to_live(
-    caching_gateway: TestClient,
+    caching_gateway: httpx.Client,
 ) -> None:
     client = caching_gateway
     row = [0.5] * 64
@@ -191,7 +190,7 @@ def test_a_model_that_learns_online_is_not_cached_without_a_time_to_live(
 
 
 def test_similar_digits_reuse_an_answer(
-    caching_gateway: TestClient, digits: Any, digits_classifier: Any
+    caching_gateway: httpx.Client, digits: Any, digits_classifier: Any
 ) -> None:
     client = caching_gateway
     rows = digits[0][1000:1100]
@@ -207,7 +206,7 @@ def test_similar_digits_reuse_an_answer(
     assert agree > 0.95
 
 
-def test_similar_texts_reuse_an_answer(caching_gateway: TestClient) -> None:
+def test_similar_texts_reuse_an_answer(caching_gateway: httpx.Client) -> None:
     client = caching_gateway
     texts, _ = sentences(3, seed=11)
     ask(client, "topics", {"inputs": texts})
@@ -217,7 +216,7 @@ def test_similar_texts_reuse_an_answer(caching_gateway: TestClient) -> None:
 
 
 def test_feedback_finds_the_prediction_through_the_cache(
-    caching_gateway: TestClient, digits: Any
+    caching_gateway: httpx.Client, digits: Any
 ) -> None:
     client = caching_gateway
     row = digits[0][700].tolist()
@@ -232,7 +231,7 @@ def test_feedback_finds_the_prediction_through_the_cache(
 
 
 def test_the_inference_endpoint_reports_cache_use_when_asked(
-    caching_gateway: TestClient, digits: Any
+    caching_gateway: httpx.Client, digits: Any
 ) -> None:
     client = caching_gateway
     row = digits[0][800]
@@ -250,7 +249,7 @@ def test_the_inference_endpoint_reports_cache_use_when_asked(
     assert "parameters" not in client.post("/v2/models/digits/infer", json=plain).json()
 
 
-def test_cache_metrics(caching_gateway: TestClient, digits: Any) -> None:
+def test_cache_metrics(caching_gateway: httpx.Client, digits: Any) -> None:
     client = caching_gateway
     ask(client, "digits", {"input": digits[0][900].tolist()})
     assert metric(client, "ketch_cache_lookups_total", model="digits", outcome="miss") > 0

@@ -13,7 +13,6 @@ import skops.io
 from gateway_test_support import ADMIN_TOKEN, AUTH, redis_server
 from in_process import LocalModels, gateway_client
 from sklearn.linear_model import LogisticRegression
-from starlette.testclient import TestClient
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +75,7 @@ def correction_gateway(
     tmp_path_factory: pytest.TempPathFactory,
     ensemble_models: dict[str, Path],
     local_models: LocalModels,
-) -> Iterator[TestClient]:
+) -> Iterator[httpx.Client]:
     apps = "".join(
         app_toml(name, policy)
         for name, policy in [
@@ -124,7 +123,7 @@ def state(client: httpx.Client, app: str, user: str = "") -> dict[str, Any]:
     return found
 
 
-def test_exp4_learns_to_trust_the_good_model(correction_gateway: TestClient, digits: Any) -> None:
+def test_exp4_learns_to_trust_the_good_model(correction_gateway: httpx.Client, digits: Any) -> None:
     client = correction_gateway
     rows, labels = digits
     first = predict(client, "exp4", rows[1200])
@@ -144,7 +143,7 @@ def test_exp4_learns_to_trust_the_good_model(correction_gateway: TestClient, dig
 
 @pytest.mark.parametrize("app", ["exp3", "greedy", "ucb"])
 def test_bandits_pick_one_model_and_learn_from_its_query(
-    correction_gateway: TestClient, digits: Any, app: str
+    correction_gateway: httpx.Client, digits: Any, app: str
 ) -> None:
     client = correction_gateway
     rows, labels = digits
@@ -165,7 +164,7 @@ def test_bandits_pick_one_model_and_learn_from_its_query(
 
 
 def test_personalized_learns_a_users_own_labels(
-    correction_gateway: TestClient, digits: Any
+    correction_gateway: httpx.Client, digits: Any
 ) -> None:
     client = correction_gateway
     rows, labels = digits
@@ -182,7 +181,7 @@ def test_personalized_learns_a_users_own_labels(
 
 
 def test_below_the_minimum_confidence_the_default_is_answered(
-    correction_gateway: TestClient, digits: Any
+    correction_gateway: httpx.Client, digits: Any
 ) -> None:
     answer = predict(correction_gateway, "unsure", digits[0][5])
     assert answer["output"] == -1
@@ -190,7 +189,7 @@ def test_below_the_minimum_confidence_the_default_is_answered(
     assert "below the minimum confidence 0.999" in answer["explanation"]
 
 
-def test_feedback_labels_are_checked(correction_gateway: TestClient, digits: Any) -> None:
+def test_feedback_labels_are_checked(correction_gateway: httpx.Client, digits: Any) -> None:
     client = correction_gateway
     for label, message in [(10, "from 0 to 9"), ("seven", "class index"), (1.5, "class index")]:
         answer = client.post(
