@@ -175,3 +175,22 @@ def local_serving(
 def http(local_serving: httpx.Client) -> httpx.Client:
     """A client of the read-mostly gateway (in process)."""
     return local_serving
+
+
+@pytest.fixture(scope="session")
+def ensemble_models(
+    tmp_path_factory: pytest.TempPathFactory, digits: tuple[np.ndarray, np.ndarray]
+) -> dict[str, Path]:
+    """A good model, a weak one (60 rows) and a wrong one (every label shifted by one)."""
+    rows, labels = digits
+    folder = tmp_path_factory.mktemp("ensemble")
+    fits = {
+        "good": LogisticRegression(max_iter=2000).fit(rows[:1000], labels[:1000]),
+        "weak": LogisticRegression(max_iter=2000).fit(rows[:60], labels[:60]),
+        "wrong": LogisticRegression(max_iter=2000).fit(rows[:1000], (labels[:1000] + 1) % 10),
+    }
+    paths = {}
+    for name, model in fits.items():
+        paths[name] = folder / f"{name}.skops"
+        skops.io.dump(model, paths[name])
+    return paths

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from in_process import LocalModels
 from prometheus_client.parser import text_string_to_metric_families
 
 SDK_TESTS = Path(__file__).resolve().parents[2] / "sdk" / "tests"
@@ -132,3 +133,40 @@ def redis_server(folder: Path) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def serve_ensemble(
+    models: LocalModels, paths: dict[str, Path], slow: dict[str, float] | None = None
+) -> str:
+    """``[[models]]`` tables for the ensemble, served in process (``slow``: delays by name)."""
+    text = ""
+    for name, path in paths.items():
+        address = models.serve(
+            name,
+            "sklearn",
+            path,
+            options={"method": "predict_proba"},
+            predict_delay=(slow or {}).get(name),
+        )
+        text += f"""
+[[models]]
+name = "{name}"
+  [[models.versions]]
+  version = "1"
+  addresses = ["{address}"]
+"""
+    return text
+
+
+def app_toml(name: str, policy: str, extra: str = "") -> str:
+    """An ``[[apps]]`` table over the ensemble, with ``policy``."""
+    return f"""
+[[apps]]
+name = "{name}"
+models = ["good", "weak", "wrong"]
+latency_objective_ms = 5000
+policy = "{policy}"
+classes = 10
+default_output = -1
+{extra}
+"""

@@ -9,65 +9,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import skops.io
-from gateway_test_support import ADMIN_TOKEN, AUTH, redis_server
+from gateway_test_support import ADMIN_TOKEN, AUTH, app_toml, redis_server, serve_ensemble
 from in_process import LocalModels, gateway_client
-from sklearn.linear_model import LogisticRegression
-
-
-@pytest.fixture(scope="module")
-def ensemble_models(
-    tmp_path_factory: pytest.TempPathFactory, digits: tuple[np.ndarray, np.ndarray]
-) -> dict[str, Path]:
-    """A good model, a weak one (60 rows) and a wrong one (every label shifted by one)."""
-    rows, labels = digits
-    folder = tmp_path_factory.mktemp("ensemble")
-    fits = {
-        "good": LogisticRegression(max_iter=2000).fit(rows[:1000], labels[:1000]),
-        "weak": LogisticRegression(max_iter=2000).fit(rows[:60], labels[:60]),
-        "wrong": LogisticRegression(max_iter=2000).fit(rows[:1000], (labels[:1000] + 1) % 10),
-    }
-    paths = {}
-    for name, model in fits.items():
-        paths[name] = folder / f"{name}.skops"
-        skops.io.dump(model, paths[name])
-    return paths
-
-
-def serve_ensemble(
-    models: LocalModels, paths: dict[str, Path], slow: dict[str, float] | None = None
-) -> str:
-    """``[[models]]`` tables for the ensemble, served in process (``slow``: delays by name)."""
-    text = ""
-    for name, path in paths.items():
-        address = models.serve(
-            name,
-            "sklearn",
-            path,
-            options={"method": "predict_proba"},
-            predict_delay=(slow or {}).get(name),
-        )
-        text += f"""
-[[models]]
-name = "{name}"
-  [[models.versions]]
-  version = "1"
-  addresses = ["{address}"]
-"""
-    return text
-
-
-def app_toml(name: str, policy: str, extra: str = "") -> str:
-    return f"""
-[[apps]]
-name = "{name}"
-models = ["good", "weak", "wrong"]
-latency_objective_ms = 5000
-policy = "{policy}"
-classes = 10
-default_output = -1
-{extra}
-"""
 
 
 @pytest.fixture(scope="module")
