@@ -5,7 +5,8 @@ A framework plugin implements the hooks in :mod:`ketch.hookspecs`, marked with
 Inference Protocol; :class:`WrapperClient` calls it from Python.
 
 ``import ketch`` loads the contract only (the names a plugin author needs: the
-hook markers, the data classes, the errors, the datatypes), not gRPC. The rest
+hook markers, the data classes, the errors, the datatypes, and the helpers of
+:mod:`ketch.authoring`), not gRPC. The rest
 (clients, the wrapper runtime and process helpers, plugin discovery, the output
 checks) is imported from here as before, and loaded the first time it is used.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ketch.authoring import check_options, handles, option_choice, option_names
 from ketch.datatypes import DATATYPES, datatype_of, numpy_dtype
 from ketch.errors import (
     ContractViolation,
@@ -132,13 +134,17 @@ __all__ = [
     "WrapperServer",
     "WrapperStartError",
     "__version__",
+    "check_options",
     "datatype_of",
     "disabled_plugins",
     "extra_plugins",
+    "handles",
     "hookimpl",
     "hookspec",
     "installed_plugins",
     "numpy_dtype",
+    "option_choice",
+    "option_names",
     "select_framework",
     "start_wrapper",
     "tune_allocator",
