@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ketch import ModelSpec, Signature, hookimpl
+from ketch import ModelSpec, Signature, handles, hookimpl
 from ketch_torch.handle import TorchModel
 
 __all__ = [
@@ -57,30 +57,27 @@ def ketch_load(spec: ModelSpec) -> TorchModel | None:
 
 
 @hookimpl
-def ketch_place(model: object, device: str) -> TorchModel | None:
+@handles(TorchModel)
+def ketch_place(model: TorchModel, device: str) -> TorchModel:
     """Move the module to ``cpu``, ``cuda``, ``cuda:N`` or ``mps``, in the compute dtype."""
-    if not isinstance(model, TorchModel):
-        return None
     from ketch_torch.placement import place
 
     return place(model, device)
 
 
 @hookimpl
-def ketch_signature(model: object) -> Signature | None:
+@handles(TorchModel)
+def ketch_signature(model: TorchModel) -> Signature:
     """The signature settled when the model was loaded."""
-    if not isinstance(model, TorchModel):
-        return None
     return model.signature
 
 
 @hookimpl
+@handles(TorchModel)
 def ketch_batch_predict(
-    model: object, inputs: Mapping[str, np.ndarray]
-) -> dict[str, np.ndarray] | None:
+    model: TorchModel, inputs: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     """Run the module on the batch, on its device, and return the outputs in host memory."""
-    if not isinstance(model, TorchModel):
-        return None
     from ketch_torch.inference import predict
 
     return predict(model, inputs)
