@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from ketch import start_wrapper
+from ketch import EXTRA_VARIABLE, start_wrapper
+from ketch_conformance import pacing
 from ketch_gateway.control.config import BatchingConfig
 from ketch_gateway.errors import ApiError
 from ketch_gateway.metrics import Metrics
@@ -327,10 +328,11 @@ name = "slow"
   max_queue = 64
   [[models.versions]]
   version = "1"
-  plugin = "sdk_test_plugins:slow"
+  plugin = "ketch_conformance.reference:plugin"
   path = "{path}"
-  options = {{ predict_delay = "0.02" }}
 """
+SOAK_PACING = {EXTRA_VARIABLE: pacing.REFERENCE, pacing.PREDICT_DELAY_VARIABLE: "slow=0.02"}
+"""The pacing plugin makes every batch of the soak's model take 20 ms."""
 
 
 def soak(seconds: float) -> dict[str, Any]:
@@ -348,7 +350,6 @@ def soak(seconds: float) -> dict[str, Any]:
     from ketch_conformance.reference import fit_softmax, save_softmax
     from ketch_gateway import start_gateway
 
-    sdk_tests = Path(__file__).resolve().parents[1] / "sdk" / "tests"
     with tempfile.TemporaryDirectory(prefix="ketch-soak-") as folder:
         rows = np.random.default_rng(0).uniform(0, 1, (200, 64)).astype(np.float32)
         labels = rows.argmax(axis=1) % 10
@@ -357,8 +358,7 @@ def soak(seconds: float) -> dict[str, Any]:
         config.write_text(SOAK_MODEL.format(path=model))
         request = {"name": "input", "shape": [1, 64], "datatype": "FP32", "data": rows[0].tolist()}
         body = json.dumps({"inputs": [request]}).encode()
-        env = {"PYTHONPATH": str(sdk_tests)}
-        with start_gateway(config, env=env, echo_stderr=False) as gateway:
+        with start_gateway(config, env=SOAK_PACING, echo_stderr=False) as gateway:
             url = f"{gateway.url}/v2/models/slow/infer"
             saturating = gateway_overhead.measure("http", url, body, SOAK_CLIENTS, 5.0)
             memory: list[tuple[float, int]] = []
