@@ -84,7 +84,11 @@ def _add_serve(commands: Any) -> None:
     parser.add_argument(
         "plugin", help="an installed plugin's name (see 'ketch plugins') or module[:attribute]"
     )
-    parser.add_argument("model_path", help="the model file, directory or URI")
+    parser.add_argument(
+        "model_path",
+        help="the model file or URI, or a directory: one the plugin loads as a whole (a "
+        "SavedModel), else one that holds exactly one model file (KServe's /mnt/models)",
+    )
     parser.add_argument("--name", help="the model's name (default: the file's stem)")
     parser.add_argument("--version", default="1", help="the model's version (default: 1)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps, ...")
