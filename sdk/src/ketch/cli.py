@@ -24,6 +24,7 @@ from ketch.allocator import tune_allocator
 from ketch.discovery import installed_plugins, select_framework
 from ketch.errors import KetchError, PluginError
 from ketch.model_spec import ModelSpec
+from ketch.probe import add_probe_command
 from ketch.process import ReadyInfo, format_listening_line, format_ready_line
 from ketch.server import WrapperServer
 from ketch.version import __version__
@@ -241,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_serve(commands)
     _add_plugins(commands)
+    add_probe_command(commands)
     for entry_point in entry_points(group=COMMANDS_GROUP):
         try:
             entry_point.load()(commands)
