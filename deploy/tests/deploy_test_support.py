@@ -75,7 +75,8 @@ def of_kind(objects: Sequence[Manifest], kind: str) -> list[Manifest]:
 def containers(workload: Manifest) -> list[Manifest]:
     """A workload's (or a ServingRuntime's) containers."""
     spec = workload["spec"]
-    return list(spec["template"]["spec"]["containers"] if "template" in spec else spec["containers"])
+    found = spec["template"]["spec"]["containers"] if "template" in spec else spec["containers"]
+    return list(found)
 
 
 def pod_spec(workload: Manifest) -> Manifest:
@@ -122,7 +123,7 @@ def usage(subcommand: str) -> Usage:
 
 
 def check_ketch_args(args: Sequence[str]) -> list[str]:
-    """What is wrong with ``ketch ARGS`` as ``ketch SUBCOMMAND --help`` describes it; [] if nothing."""
+    """What is wrong with ``ketch ARGS`` by ``ketch SUBCOMMAND --help``; [] when nothing is."""
     subcommand, rest = args[0], list(args[1:])
     known = usage(subcommand)
     problems, positionals = [], 0
@@ -142,7 +143,8 @@ def check_ketch_args(args: Sequence[str]) -> list[str]:
         index += 1
     if positionals != known.positionals:
         problems.append(
-            f"ketch {subcommand} takes {known.positionals} positional argument(s), got {positionals}"
+            f"ketch {subcommand} takes {known.positionals} positional argument(s), "
+            f"got {positionals}"
         )
     return problems
 

@@ -56,7 +56,8 @@ def test_every_object_is_valid_against_the_kubernetes_schemas(folder: Path, vers
             kubernetes_validate.validate(manifest, version, strict=True)
         except kubernetes_validate.ValidationError as error:
             name = f"{manifest['kind']} {manifest['metadata']['name']}"
-            raise AssertionError(f"{name} in {folder.name}, Kubernetes {version}: {error}") from None
+            message = f"{name} in {folder.name}, Kubernetes {version}: {error}"
+            raise AssertionError(message) from None
 
 
 @pytest.mark.parametrize("folder", OVERLAYS, ids=ids(OVERLAYS))
