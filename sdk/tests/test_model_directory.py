@@ -71,7 +71,7 @@ def test_a_directory_without_a_model_names_what_it_holds(tmp_path: Path) -> None
     with pytest.raises(ModelLoadError) as caught:
         load_model(framework(), ModelSpec(str(tmp_path), name="digits"))
     message = str(caught.value)
-    assert "recognises no model in the directory" in message
+    assert "does not recognise a model in the directory" in message
     assert "README.txt, data/" in message
 
 
@@ -100,6 +100,6 @@ def test_ketch_serve_reports_the_directory_listing_and_exits(tmp_path: Path) -> 
     (tmp_path / "weights.bin").write_bytes(b"\0" * 16)
     with pytest.raises(
         WrapperStartError,
-        match=r"exited with status 1(?s:.*)recognises no model in the directory.*weights\.bin",
+        match=r"exited with status 1(?s:.*)does not recognise a model in the dir.*weights\.bin",
     ):
         start_wrapper(REFERENCE_PLUGIN, tmp_path, name="digits", echo_stderr=False)

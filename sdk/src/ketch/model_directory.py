@@ -90,7 +90,7 @@ def load_model(framework: Framework, spec: ModelSpec) -> tuple[ModelSpec, object
         if whole_error is not None:
             raise whole_error
         raise ModelLoadError(
-            f"plugin {framework.name!r} recognises no model in the directory {str(path)!r}, "
+            f"plugin {framework.name!r} does not recognise a model in the directory {str(path)!r}, "
             f"which holds {_listing(path)}; put the model file there, or pass its path"
         )
     models = sorted(Path(entry_spec.path).name for entry_spec, _ in found + failed)
