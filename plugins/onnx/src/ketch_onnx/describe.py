@@ -1,0 +1,162 @@
+"""A graph's signature: its inputs and outputs as declared, checked by one probe batch.
+
+Every input's and output's first dimension is the batch. A symbolic dimension
+(a ``dim_param``, or no size at all) is ``-1``. A graph whose inputs fix the
+first dimension to a number was exported for that batch size only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import onnx
+
+from ketch import (
+    VARIABLE,
+    Capabilities,
+    ModelLoadError,
+    Signature,
+    TensorSpec,
+    Tolerance,
+    numpy_dtype,
+)
+from ketch_onnx.elements import datatype_of_element
+from ketch_onnx.handle import PLATFORM, OnnxModel
+from ketch_onnx.options import OnnxOptions
+
+__all__ = ["PROBE_ROWS", "TOLERANCES", "describe", "graph_inputs", "probe_inputs"]
+
+PROBE_ROWS: Final = 2
+TOLERANCES: Final[dict[str, Tolerance]] = {
+    "float32": Tolerance(rtol=1e-4, atol=1e-5),
+    "float16": Tolerance(rtol=1e-2, atol=1e-3),
+}
+"""How far a row's outputs may move with the rest of its batch (kernels block rows
+differently for different batch sizes), by the precision the graph computes in."""
+
+
+def _dims(value: onnx.ValueInfoProto) -> list[int] | None:
+    """The declared sizes (-1 where symbolic), or None when the rank is unknown."""
+    tensor = value.type.tensor_type
+    if not tensor.HasField("shape"):
+        return None
+    return [dim.dim_value if dim.HasField("dim_value") else VARIABLE for dim in tensor.shape.dim]
+
+
+def _tensor_spec(value: onnx.ValueInfoProto, kind: str, path: Path) -> tuple[TensorSpec, int]:
+    """The spec of a graph input or output, and its declared batch size (-1: any)."""
+    where = f"{path}: {kind} {value.name!r}"
+    if value.type.WhichOneof("value") != "tensor_type":
+        raise ModelLoadError(
+            f"{where} is a {value.type.WhichOneof('value')}, not a tensor; Ketch serves tensors"
+        )
+    datatype = datatype_of_element(value.type.tensor_type.elem_type, where)
+    dims = _dims(value)
+    if dims is not None and not dims:
+        raise ModelLoadError(f"{where} is a scalar; Ketch needs a batch dimension first")
+    row = [VARIABLE] if dims is None else dims[1:]
+    return TensorSpec(value.name, datatype, (VARIABLE, *row)), VARIABLE if dims is None else dims[0]
+
+
+def graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    """The graph inputs the caller feeds: those that are not initializers (weights)."""
+    constants = {initializer.name for initializer in model.graph.initializer}
+    return [value for value in model.graph.input if value.name not in constants]
+
+
+def _fixed_batch(path: Path, batches: dict[str, int]) -> int | None:
+    fixed = {name: size for name, size in batches.items() if size != VARIABLE}
+    sizes = set(fixed.values())
+    if len(sizes) > 1:
+        listed = ", ".join(f"{name} {size}" for name, size in fixed.items())
+        raise ModelLoadError(f"{path}: the inputs fix different batch sizes ({listed})")
+    return sizes.pop() if sizes else None
+
+
+def probe_inputs(inputs: Sequence[TensorSpec], rows: int) -> dict[str, np.ndarray]:
+    """``rows`` rows of zeros (empty strings for BYTES), variable sizes set to 1."""
+    probe = {}
+    for spec in inputs:
+        shape = (rows, *[1 if size == VARIABLE else size for size in spec.row_shape])
+        if spec.datatype == "BYTES":
+            array = np.empty(shape, dtype=object)
+            array.fill(b"")
+        else:
+            array = np.zeros(shape, dtype=numpy_dtype(spec.datatype))
+        probe[spec.name] = array
+    return probe
+
+
+def _rank_from_probe(spec: TensorSpec, result: np.ndarray) -> TensorSpec:
+    """An output of unknown rank: the probe's rank, every size but the batch variable."""
+    if spec.row_shape != (VARIABLE,) or result.ndim == 2:
+        return spec
+    return TensorSpec(spec.name, spec.datatype, (VARIABLE,) * max(result.ndim, 1))
+
+
+def _with_inferred_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with output shapes that onnx's shape inference can add, where it declares none."""
+    if all(output.type.tensor_type.HasField("shape") for output in model.graph.output):
+        return model
+    try:
+        return onnx.shape_inference.infer_shapes(model)
+    except Exception:  # inference is a nicety: the probe learns the rank anyway
+        return model
+
+
+def describe(
+    path: Path, model: onnx.ModelProto, options: OnnxOptions, session: Any, devices: tuple[str, ...]
+) -> OnnxModel:
+    """The handle for ``session``: the signature from the graph, checked by one probe call."""
+    from ketch_onnx.inference import predict
+
+    inputs, batches = [], {}
+    for value in graph_inputs(model):
+        spec, batch = _tensor_spec(value, "input", path)
+        inputs.append(spec)
+        batches[spec.name] = batch
+    if not inputs:
+        raise ModelLoadError(f"{path}: the graph takes no inputs")
+    fixed_batch = _fixed_batch(path, batches)
+    outputs = [
+        _tensor_spec(value, "output", path)[0]
+        for value in _with_inferred_shapes(model).graph.output
+    ]
+    precision = "float16" if options.dtype == "float16" else "float32"
+    if any(spec.datatype == "FP16" for spec in outputs):
+        precision = "float16"
+    signature = Signature(
+        inputs=tuple(inputs),
+        outputs=tuple(outputs),
+        capabilities=Capabilities(
+            devices=devices,
+            max_batch=fixed_batch if options.fixed_batch == "max_batch" else None,
+            tolerance=TOLERANCES[precision],
+        ),
+        platform=PLATFORM,
+    )
+    handle = OnnxModel(path, model.SerializeToString(), options, session, signature, fixed_batch)
+    rows = fixed_batch or PROBE_ROWS
+    probe = probe_inputs(signature.inputs, rows)
+    try:
+        results = predict(handle, probe)
+    except Exception as error:
+        shapes = ", ".join(f"{name} {list(array.shape)}" for name, array in probe.items())
+        raise ModelLoadError(
+            f"{path}: the graph failed on a probe batch ({shapes}): {error}"
+        ) from error
+    for spec in outputs:
+        result = results[spec.name]
+        if result.ndim == 0 or result.shape[0] != rows:
+            raise ModelLoadError(
+                f"{path}: output {spec.name!r} has shape {list(result.shape)} for a probe batch "
+                f"of {rows} rows; Ketch needs one output row per input row"
+            )
+    settled = tuple(_rank_from_probe(spec, results[spec.name]) for spec in outputs)
+    if settled != signature.outputs:
+        signature = Signature(signature.inputs, settled, signature.capabilities, PLATFORM)
+        handle = OnnxModel(path, handle.graph, options, session, signature, fixed_batch)
+    return handle
