@@ -20,6 +20,7 @@ from ketch import (
     select_framework,
 )
 from ketch_onnx import OnnxModel
+from ketch_onnx.graph import prepare_graph
 
 
 @pytest.fixture(scope="module")
@@ -161,10 +162,11 @@ def test_session_options(framework: Framework, mlp_onnx: Path, tmp_path: Path) -
 
 
 def test_float16_compute(framework: Framework, mlp_onnx: Path) -> None:
+    prepared = prepare_graph(mlp_onnx, "float16")
+    assert isinstance(prepared.source, bytes)
+    assert TensorProto.FLOAT16 in {t.data_type for t in prepared.model.graph.initializer}
+    assert prepare_graph(mlp_onnx, "auto").source == str(mlp_onnx)
     runtime = load(framework, mlp_onnx, dtype="float16")
-    assert isinstance(runtime.model, OnnxModel)
-    elements = {t.data_type for t in onnx.load_from_string(runtime.model.graph).graph.initializer}
-    assert TensorProto.FLOAT16 in elements
     assert runtime.signature.inputs[0].datatype == "FP32"
     tolerance = runtime.signature.capabilities.tolerance
     rows = np.random.default_rng(5).random((16, 64), dtype=np.float32)

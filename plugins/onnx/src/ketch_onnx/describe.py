@@ -46,8 +46,8 @@ def _dims(value: onnx.ValueInfoProto) -> list[int] | None:
     return [dim.dim_value if dim.HasField("dim_value") else VARIABLE for dim in tensor.shape.dim]
 
 
-def _tensor_spec(value: onnx.ValueInfoProto, kind: str, path: Path) -> tuple[TensorSpec, int]:
-    """The spec of a graph input or output, and its declared batch size (-1: any)."""
+def _declared(value: onnx.ValueInfoProto, kind: str, path: Path) -> tuple[str, list[int] | None]:
+    """A graph input's or output's datatype and declared sizes (None: rank unknown)."""
     where = f"{path}: {kind} {value.name!r}"
     if value.type.WhichOneof("value") != "tensor_type":
         raise ModelLoadError(
@@ -57,8 +57,7 @@ def _tensor_spec(value: onnx.ValueInfoProto, kind: str, path: Path) -> tuple[Ten
     dims = _dims(value)
     if dims is not None and not dims:
         raise ModelLoadError(f"{where} is a scalar; Ketch needs a batch dimension first")
-    row = [VARIABLE] if dims is None else dims[1:]
-    return TensorSpec(value.name, datatype, (VARIABLE, *row)), VARIABLE if dims is None else dims[0]
+    return datatype, dims
 
 
 def graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
@@ -90,13 +89,6 @@ def probe_inputs(inputs: Sequence[TensorSpec], rows: int) -> dict[str, np.ndarra
     return probe
 
 
-def _rank_from_probe(spec: TensorSpec, result: np.ndarray) -> TensorSpec:
-    """An output of unknown rank: the probe's rank, every size but the batch variable."""
-    if spec.row_shape != (VARIABLE,) or result.ndim == 2:
-        return spec
-    return TensorSpec(spec.name, spec.datatype, (VARIABLE,) * max(result.ndim, 1))
-
-
 def _with_inferred_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     """``model`` with output shapes that onnx's shape inference can add, where it declares none."""
     if all(output.type.tensor_type.HasField("shape") for output in model.graph.output):
@@ -115,15 +107,24 @@ def describe(
 
     inputs, batches = [], {}
     for value in graph_inputs(model):
-        spec, batch = _tensor_spec(value, "input", path)
-        inputs.append(spec)
-        batches[spec.name] = batch
+        datatype, dims = _declared(value, "input", path)
+        if dims is None:
+            raise ModelLoadError(
+                f"{path}: input {value.name!r} declares no shape; Ketch needs at least its rank"
+            )
+        inputs.append(TensorSpec(value.name, datatype, (VARIABLE, *dims[1:])))
+        batches[value.name] = dims[0]
     if not inputs:
         raise ModelLoadError(f"{path}: the graph takes no inputs")
     fixed_batch = _fixed_batch(path, batches)
-    outputs = [
-        _tensor_spec(value, "output", path)[0]
+    declared = [
+        (value.name, *_declared(value, "output", path))
         for value in _with_inferred_shapes(model).graph.output
+    ]
+    # an output of unknown rank is declared as a row of one variable size until the probe
+    outputs = [
+        TensorSpec(name, datatype, (VARIABLE, *(dims[1:] if dims else [VARIABLE])))
+        for name, datatype, dims in declared
     ]
     precision = "float16" if options.dtype == "float16" else "float32"
     if any(spec.datatype == "FP16" for spec in outputs):
@@ -138,7 +139,7 @@ def describe(
         ),
         platform=PLATFORM,
     )
-    handle = OnnxModel(path, model.SerializeToString(), options, session, signature, fixed_batch)
+    handle = OnnxModel(path, options, session, signature, fixed_batch)
     rows = fixed_batch or PROBE_ROWS
     probe = probe_inputs(signature.inputs, rows)
     try:
@@ -155,8 +156,11 @@ def describe(
                 f"{path}: output {spec.name!r} has shape {list(result.shape)} for a probe batch "
                 f"of {rows} rows; Ketch needs one output row per input row"
             )
-    settled = tuple(_rank_from_probe(spec, results[spec.name]) for spec in outputs)
-    if settled != signature.outputs:
-        signature = Signature(signature.inputs, settled, signature.capabilities, PLATFORM)
-        handle = OnnxModel(path, handle.graph, options, session, signature, fixed_batch)
-    return handle
+    settled = tuple(
+        spec if dims is not None else TensorSpec(name, datatype, (VARIABLE,) * results[name].ndim)
+        for spec, (name, datatype, dims) in zip(outputs, declared, strict=True)
+    )
+    if settled == signature.outputs:
+        return handle
+    signature = Signature(signature.inputs, settled, signature.capabilities, PLATFORM)
+    return OnnxModel(path, options, session, signature, fixed_batch)

@@ -54,8 +54,13 @@ def _session_options(ort: ModuleType, options: OnnxOptions) -> Any:
     return settings
 
 
-def build_session(path: Path, graph: bytes, options: OnnxOptions, providers: list[Any]) -> Any:
-    """An ``InferenceSession`` for ``graph`` on ``providers``; ModelLoadError says why not."""
+def build_session(
+    path: Path, graph: str | bytes, options: OnnxOptions, providers: list[Any]
+) -> Any:
+    """An ``InferenceSession`` for ``graph`` (a file or a model's bytes) on ``providers``.
+
+    ModelLoadError says why onnxruntime cannot build it, naming the model's ``path``.
+    """
     ort = onnxruntime()
     try:
         return ort.InferenceSession(

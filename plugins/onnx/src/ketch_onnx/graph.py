@@ -14,6 +14,7 @@ Three changes are made to the graph read from the file, each only when needed:
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -25,6 +26,7 @@ from ketch import ModelLoadError
 
 __all__ = [
     "MINIMUM_OPSET",
+    "PreparedGraph",
     "cast_bfloat16_boundary",
     "convert_to_float16",
     "default_opset",
@@ -38,10 +40,22 @@ MINIMUM_OPSET: Final = 7
 BOUNDARY_SUFFIX: Final = ".ketch_bfloat16"
 
 
-def read_graph(path: Path) -> onnx.ModelProto:
-    """The model in ``path``, external data included (read relative to its folder)."""
+@dataclass(frozen=True)
+class PreparedGraph:
+    """The graph to describe, and what to build sessions from.
+
+    ``source`` is the file itself when the graph needs no change (onnxruntime then
+    reads external data, and graphs over 2 GB, itself), else the changed graph's bytes.
+    """
+
+    model: onnx.ModelProto
+    source: str | bytes
+
+
+def read_graph(path: Path, external_data: bool = True) -> onnx.ModelProto:
+    """The model in ``path``, with its external data (read relative to its folder) if asked."""
     try:
-        model = onnx.load(str(path))
+        model = onnx.load(str(path), load_external_data=external_data)
     except (DecodeError, OSError, ValueError, RuntimeError) as error:
         raise ModelLoadError(f"{path} is not a readable ONNX model: {error}") from error
     if not model.graph.output:
@@ -141,9 +155,19 @@ def convert_to_float16(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
     return converted
 
 
-def prepare_graph(path: Path, dtype: str) -> onnx.ModelProto:
+def _has_bfloat16_boundary(model: onnx.ModelProto) -> bool:
+    values = [*model.graph.input, *model.graph.output]
+    return any(value.type.tensor_type.elem_type == TensorProto.BFLOAT16 for value in values)
+
+
+def prepare_graph(path: Path, dtype: str) -> PreparedGraph:
     """The graph in ``path``, ready for onnxruntime (see the module's docstring)."""
+    model = read_graph(path, external_data=False)
+    opset = default_opset(model)
+    legacy = opset is not None and opset < MINIMUM_OPSET
+    if not legacy and not _has_bfloat16_boundary(model) and dtype != "float16":
+        return PreparedGraph(model, str(path))
     model = cast_bfloat16_boundary(upgrade_legacy_opset(read_graph(path), path))
     if dtype == "float16":
         model = convert_to_float16(model, path)
-    return model
+    return PreparedGraph(model, model.SerializeToString())

@@ -19,15 +19,13 @@ PLATFORM: Final = "onnxruntime_onnx"
 class OnnxModel:
     """A loaded graph: its onnxruntime session, its signature, and where it runs.
 
-    ``graph`` is the serialised model the session was built from (upgraded, cast
-    or converted as the options asked), kept so that placing it on another device
-    builds a new session from the same bytes. ``fixed_batch`` is the batch size
-    the graph was exported for, when its inputs take no other; ``device`` is
-    where the session runs and ``placed`` whether ``ketch_place`` has run.
+    ``fixed_batch`` is the batch size the graph was exported for, when its inputs
+    take no other; ``device`` is where the session runs and ``placed`` whether
+    ``ketch_place`` has run. Placing on another device prepares the graph from
+    ``path`` again rather than keeping a copy of its weights here.
     """
 
     path: Path
-    graph: bytes
     options: OnnxOptions
     session: Any
     signature: Signature

@@ -34,6 +34,6 @@ def load_graph(path: Path, options: OnnxOptions) -> OnnxModel:
     from ketch_onnx.graph import prepare_graph
 
     ort = onnxruntime()
-    model = prepare_graph(path, options.dtype)
-    session = build_session(path, model.SerializeToString(), options, [CPU_PROVIDER])
-    return describe(path, model, options, session, available_devices(ort))
+    graph = prepare_graph(path, options.dtype)
+    session = build_session(path, graph.source, options, [CPU_PROVIDER])
+    return describe(path, graph.model, options, session, available_devices(ort))
