@@ -124,11 +124,7 @@ def save_model(model_name: str, file_format: str, folder: Path) -> Path:
         warnings.simplefilter("ignore")  # TorchScript and its ONNX exporter are deprecated
         if file_format == "torchscript":
             path = folder / f"{model_name}.pt"
-            # the encoder's attention takes branches that scripting cannot compile: trace it
-            scripted = (
-                torch.jit.script(model) if model_name == "mlp" else torch.jit.trace(model, example)  # type: ignore[no-untyped-call]
-            )
-            torch.jit.save(scripted, str(path))
+            torch.jit.save(torch.jit.script(model), str(path))
             metadata = {"inputs": [{"name": name, "datatype": "FP32", "shape": [-1, *row_shape]}]}
             path.with_name(path.name + ".ketch.json").write_text(json.dumps(metadata))
         elif file_format == "export":
