@@ -231,6 +231,25 @@ def test_an_operator_without_a_kernel_for_its_type_is_named(
         load(framework, path)
 
 
+def test_an_output_of_unknown_rank_takes_the_probes(framework: Framework, tmp_path: Path) -> None:
+    """onnx's shape inference does not know onnxruntime's own operators: the probe tells."""
+    graph = helper.make_graph(
+        [helper.make_node("Gelu", ["x"], ["y"], domain="com.microsoft")],
+        "contrib",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    imports = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    model = helper.make_model(graph, opset_imports=imports)
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "contrib.onnx"))
+    runtime = load(framework, tmp_path / "contrib.onnx")
+    assert runtime.signature.outputs[0].shape == (-1, -1)
+    rows = np.array([[-1.0, 0.0, 2.0]], np.float32)
+    expected = torch.nn.functional.gelu(torch.from_numpy(rows)).numpy()
+    np.testing.assert_allclose(runtime.predict({"x": rows})["y"], expected, rtol=1e-5, atol=1e-6)
+
+
 def test_a_non_tensor_output_is_refused(framework: Framework, tmp_path: Path) -> None:
     graph = helper.make_graph(
         [helper.make_node("SequenceConstruct", ["x"], ["y"])],

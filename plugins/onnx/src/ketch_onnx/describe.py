@@ -99,12 +99,8 @@ def _with_inferred_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
         return model
 
 
-def describe(
-    path: Path, model: onnx.ModelProto, options: OnnxOptions, session: Any, devices: tuple[str, ...]
-) -> OnnxModel:
-    """The handle for ``session``: the signature from the graph, checked by one probe call."""
-    from ketch_onnx.inference import predict
-
+def _inputs(path: Path, model: onnx.ModelProto) -> tuple[tuple[TensorSpec, ...], int | None]:
+    """The inputs' specs, and the batch size they fix (None: any)."""
     inputs, batches = [], {}
     for value in graph_inputs(model):
         datatype, dims = _declared(value, "input", path)
@@ -116,51 +112,69 @@ def describe(
         batches[value.name] = dims[0]
     if not inputs:
         raise ModelLoadError(f"{path}: the graph takes no inputs")
-    fixed_batch = _fixed_batch(path, batches)
-    declared = [
-        (value.name, *_declared(value, "output", path))
-        for value in _with_inferred_shapes(model).graph.output
-    ]
-    # an output of unknown rank is declared as a row of one variable size until the probe
-    outputs = [
-        TensorSpec(name, datatype, (VARIABLE, *(dims[1:] if dims else [VARIABLE])))
-        for name, datatype, dims in declared
-    ]
-    precision = "float16" if options.dtype == "float16" else "float32"
-    if any(spec.datatype == "FP16" for spec in outputs):
-        precision = "float16"
-    signature = Signature(
-        inputs=tuple(inputs),
-        outputs=tuple(outputs),
-        capabilities=Capabilities(
-            devices=devices,
-            max_batch=fixed_batch if options.fixed_batch == "max_batch" else None,
-            tolerance=TOLERANCES[precision],
-        ),
-        platform=PLATFORM,
-    )
-    handle = OnnxModel(path, options, session, signature, fixed_batch)
-    rows = fixed_batch or PROBE_ROWS
-    probe = probe_inputs(signature.inputs, rows)
+    return tuple(inputs), _fixed_batch(path, batches)
+
+
+def _outputs(path: Path, model: onnx.ModelProto) -> tuple[tuple[TensorSpec, ...], set[str]]:
+    """The outputs' specs, and the names of those of unknown rank (a row of one size, for now)."""
+    specs, unknown = [], set()
+    for value in _with_inferred_shapes(model).graph.output:
+        datatype, dims = _declared(value, "output", path)
+        if dims is None:
+            unknown.add(value.name)
+        row = dims[1:] if dims is not None else [VARIABLE]
+        specs.append(TensorSpec(value.name, datatype, (VARIABLE, *row)))
+    return tuple(specs), unknown
+
+
+def _probe(handle: OnnxModel) -> dict[str, np.ndarray]:
+    """The outputs for one batch of zeros; ModelLoadError unless each has a row per input row."""
+    from ketch_onnx.inference import predict
+
+    rows = handle.fixed_batch or PROBE_ROWS
+    probe = probe_inputs(handle.signature.inputs, rows)
     try:
         results = predict(handle, probe)
     except Exception as error:
         shapes = ", ".join(f"{name} {list(array.shape)}" for name, array in probe.items())
         raise ModelLoadError(
-            f"{path}: the graph failed on a probe batch ({shapes}): {error}"
+            f"{handle.path}: the graph failed on a probe batch ({shapes}): {error}"
         ) from error
-    for spec in outputs:
-        result = results[spec.name]
+    for name, result in results.items():
         if result.ndim == 0 or result.shape[0] != rows:
             raise ModelLoadError(
-                f"{path}: output {spec.name!r} has shape {list(result.shape)} for a probe batch "
-                f"of {rows} rows; Ketch needs one output row per input row"
+                f"{handle.path}: output {name!r} has shape {list(result.shape)} for a probe "
+                f"batch of {rows} rows; Ketch needs one output row per input row"
             )
-    settled = tuple(
-        spec if dims is not None else TensorSpec(name, datatype, (VARIABLE,) * results[name].ndim)
-        for spec, (name, datatype, dims) in zip(outputs, declared, strict=True)
+    return results
+
+
+def describe(
+    path: Path, model: onnx.ModelProto, options: OnnxOptions, session: Any, devices: tuple[str, ...]
+) -> OnnxModel:
+    """The handle for ``session``: the signature from the graph, checked by one probe call.
+
+    An output whose rank neither the graph nor shape inference tells takes the
+    probe's rank, every size but the batch variable.
+    """
+    inputs, fixed_batch = _inputs(path, model)
+    outputs, unknown_rank = _outputs(path, model)
+    computes_in_half = options.dtype == "float16" or any(s.datatype == "FP16" for s in outputs)
+    capabilities = Capabilities(
+        devices=devices,
+        max_batch=fixed_batch if options.fixed_batch == "max_batch" else None,
+        tolerance=TOLERANCES["float16" if computes_in_half else "float32"],
     )
-    if settled == signature.outputs:
+    signature = Signature(inputs, outputs, capabilities, PLATFORM)
+    handle = OnnxModel(path, options, session, signature, fixed_batch)
+    results = _probe(handle)
+    if not unknown_rank:
         return handle
-    signature = Signature(signature.inputs, settled, signature.capabilities, PLATFORM)
+    settled = tuple(
+        TensorSpec(spec.name, spec.datatype, (VARIABLE,) * results[spec.name].ndim)
+        if spec.name in unknown_rank
+        else spec
+        for spec in outputs
+    )
+    signature = Signature(inputs, settled, capabilities, PLATFORM)
     return OnnxModel(path, options, session, signature, fixed_batch)
