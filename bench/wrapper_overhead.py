@@ -338,8 +338,9 @@ def compare_engines(results: Mapping[str, Mapping[str, Any]]) -> None:
         if not onnx or not others:
             continue
         print(f"\n{family}: engines side by side (median ms per call; rows/s through ketch serve)")
+        width = max(len(member["scenario"]) for member in members)
         print(
-            f"{'engine':<38} {'batch':>5} {'in-process':>10} {'wrapper':>8} {'rows/s':>9} "
+            f"{'engine':<{width}} {'batch':>5} {'in-process':>10} {'wrapper':>8} {'rows/s':>9} "
             f"{'added/echo':>10} {'start-up s':>10}"
         )
         batches = [row["batch"] for row in members[0]["rows"]]
@@ -348,7 +349,7 @@ def compare_engines(results: Mapping[str, Mapping[str, Any]]) -> None:
                 row = _engine_row(member, batch)
                 added = (row["wrapper"] - row["in-process"]) / row["echo"]
                 print(
-                    f"{member['scenario']:<38} {batch:>5.0f} {row['in-process']:>10.3f} "
+                    f"{member['scenario']:<{width}} {batch:>5.0f} {row['in-process']:>10.3f} "
                     f"{row['wrapper']:>8.3f} {batch / row['wrapper'] * 1000:>9.0f} "
                     f"{added:>10.2f} {member['startup_s']:>10.2f}"
                 )
