@@ -9,6 +9,7 @@ import numpy as np
 
 from ketch.errors import InvalidInputError
 from ketch.framework import Framework
+from ketch.model_directory import load_model
 from ketch.model_spec import ModelSpec
 from ketch.signature import Signature
 from ketch.validation import validate_inputs, validate_labels, validate_outputs
@@ -50,8 +51,12 @@ class ModelRuntime:
         *,
         max_batch: int | None = None,
     ) -> ModelRuntime:
-        """Load, place on ``spec.device`` and describe the model; cap its batch at ``max_batch``."""
-        model = framework.load(spec)
+        """Load, place on ``spec.device`` and describe the model; cap its batch at ``max_batch``.
+
+        A directory that the plugin does not load as a whole must hold one model: see
+        :func:`ketch.model_directory.load_model`; the runtime's spec names that file.
+        """
+        spec, model = load_model(framework, spec)
         model = framework.place(model, spec.device)
         signature = framework.signature(model)
         capabilities = signature.capabilities

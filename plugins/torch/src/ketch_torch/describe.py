@@ -1,8 +1,8 @@
 """Settling a model's signature from what the user declares, the file says, and a probe.
 
 Inputs come from the first source that has them: the options and metadata file
-(:mod:`ketch_torch.declared`), the file itself (ONNX graphs and ``torch.export``
-programs record datatypes and shapes), or example inputs. Outputs are learnt
+(:mod:`ketch_torch.declared`), the file itself (``torch.export`` programs record
+datatypes and shapes), or example inputs. Outputs are learnt
 from one probe call on the CPU, named by the user, the file, the keys of a
 returned dictionary, or else ``output`` / ``output_0``, ``output_1`` ...
 """

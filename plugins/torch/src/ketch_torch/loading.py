@@ -7,7 +7,6 @@ read from the file untouched.
 
 from __future__ import annotations
 
-import copy
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 
 from ketch import VARIABLE, ModelLoadError, TensorSpec
-from ketch_torch.formats import EXPORT, ONNX, TORCHSCRIPT
+from ketch_torch.formats import EXPORT, TORCHSCRIPT
 from ketch_torch.tensors import datatype_of_torch
 
 __all__ = ["Program", "module_for", "read_program"]
@@ -123,23 +122,9 @@ def _read_export(path: Path) -> Program:
     )
 
 
-def _read_onnx(path: Path) -> Program:
-    from ketch_torch.onnx_convert import read_onnx
-
-    converted = read_onnx(path)
-    return Program(
-        ONNX,
-        converted.module,
-        input_names=converted.module.input_names,
-        inputs=converted.inputs,
-        output_names=converted.output_names,
-        fixed_batch=converted.fixed_batch,
-    )
-
-
 def read_program(path: Path, file_format: str) -> Program:
-    """The model at ``path``, read as ``file_format``; ModelLoadError says why it cannot be."""
-    readers = {TORCHSCRIPT: _read_torchscript, EXPORT: _read_export, ONNX: _read_onnx}
+    """The model at ``path``, read as ``torchscript`` or ``export``; ModelLoadError says why not."""
+    readers = {TORCHSCRIPT: _read_torchscript, EXPORT: _read_export}
     return readers[file_format](path)
 
 
@@ -165,11 +150,9 @@ def module_for(
     """The program's module on ``device``, floating parameters in ``dtype`` (None: as saved)."""
     if device.type == "cpu" and dtype is None:
         return program.module
-    # a fresh read for the formats whose modules do not survive a deep copy intact
+    # a fresh read: neither format's modules survive a deep copy intact
     if program.file_format == EXPORT:
         module = _exported_module(path, device)
-    elif program.file_format == TORCHSCRIPT:
-        module = _load_torchscript(path, device)
     else:
-        module = copy.deepcopy(program.module).to(device)
+        module = _load_torchscript(path, device)
     return module.to(dtype) if dtype is not None else module

@@ -1,7 +1,9 @@
 """The PyTorch framework plugin: the ``ketch`` hooks.
 
-Registered as the entry point ``torch`` in the ``ketch`` group. PyTorch (and
-ONNX) are imported only when a hook runs, so that discovering plugins stays fast.
+Registered as the entry point ``torch`` in the ``ketch`` group. PyTorch is
+imported only when a hook runs, so that discovering plugins stays fast. ONNX
+graphs are handed to ketch-onnx (:mod:`ketch_torch.onnx_graphs`), every hook of
+theirs included.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ketch import ModelSpec, Signature, handles, hookimpl
+from ketch import ModelSpec, Signature, hookimpl
 from ketch_torch.handle import TorchModel
+from ketch_torch.onnx_graphs import onnx_plugin_for
 
 __all__ = [
     "ketch_batch_predict",
@@ -23,17 +26,22 @@ __all__ = [
 
 
 @hookimpl
-def ketch_load(spec: ModelSpec) -> TorchModel | None:
+def ketch_load(spec: ModelSpec) -> object | None:
     """Load a TorchScript file, a ``torch.export`` archive or an ONNX graph."""
     from ketch_torch.declared import declared_tensors
-    from ketch_torch.formats import detect_format
-    from ketch_torch.options import TorchOptions
+    from ketch_torch.formats import ONNX, detect_format
+    from ketch_torch.options import TorchOptions, requested_format
 
-    options = TorchOptions.from_spec(spec)
     path = Path(spec.path)
-    file_format = detect_format(path) if options.file_format == "auto" else options.file_format
+    wanted = requested_format(spec)
+    file_format = detect_format(path) if wanted == "auto" else wanted
     if file_format is None:
         return None
+    if file_format == ONNX:
+        from ketch_torch.onnx_graphs import load_onnx
+
+        return load_onnx(spec)
+    options = TorchOptions.from_spec(spec)
     declared = declared_tensors(path, options)
 
     import torch
@@ -57,27 +65,33 @@ def ketch_load(spec: ModelSpec) -> TorchModel | None:
 
 
 @hookimpl
-@handles(TorchModel)
-def ketch_place(model: TorchModel, device: str) -> TorchModel:
+def ketch_place(model: object, device: str) -> object | None:
     """Move the module to ``cpu``, ``cuda``, ``cuda:N`` or ``mps``, in the compute dtype."""
+    if not isinstance(model, TorchModel):
+        onnx = onnx_plugin_for(model)
+        return onnx.ketch_place(model=model, device=device) if onnx else None
     from ketch_torch.placement import place
 
     return place(model, device)
 
 
 @hookimpl
-@handles(TorchModel)
-def ketch_signature(model: TorchModel) -> Signature:
+def ketch_signature(model: object) -> Signature | None:
     """The signature settled when the model was loaded."""
+    if not isinstance(model, TorchModel):
+        onnx = onnx_plugin_for(model)
+        return onnx.ketch_signature(model=model) if onnx else None
     return model.signature
 
 
 @hookimpl
-@handles(TorchModel)
 def ketch_batch_predict(
-    model: TorchModel, inputs: Mapping[str, np.ndarray]
-) -> dict[str, np.ndarray]:
+    model: object, inputs: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray] | None:
     """Run the module on the batch, on its device, and return the outputs in host memory."""
+    if not isinstance(model, TorchModel):
+        onnx = onnx_plugin_for(model)
+        return onnx.ketch_batch_predict(model=model, inputs=inputs) if onnx else None
     from ketch_torch.inference import predict
 
     return predict(model, inputs)
