@@ -50,6 +50,7 @@ from ketch.signature import (
     TensorSpec,
     Tolerance,
 )
+from ketch.tensors import text_rows
 from ketch.validation import validate_inputs, validate_labels, validate_outputs
 from ketch.version import __version__
 
@@ -97,6 +98,7 @@ __all__ = [
     "numpy_dtype",
     "select_framework",
     "start_wrapper",
+    "text_rows",
     "tune_allocator",
     "validate_inputs",
     "validate_labels",

@@ -19,13 +19,14 @@ from ketch import ModelLoadError
 
 __all__ = [
     "COLUMN_DATATYPES",
-    "NUMERIC_COLUMN_DATATYPES",
+    "NUMERIC_DATATYPES",
     "Column",
     "feature_names",
     "read_columns",
 ]
 
-NUMERIC_COLUMN_DATATYPES: Final = (
+NUMERIC_DATATYPES: Final = (
+    "FP16",
     "FP32",
     "FP64",
     "INT8",
@@ -37,7 +38,7 @@ NUMERIC_COLUMN_DATATYPES: Final = (
     "UINT32",
     "UINT64",
 )
-COLUMN_DATATYPES: Final = (*NUMERIC_COLUMN_DATATYPES, "BOOL", "BYTES")
+COLUMN_DATATYPES: Final = (*NUMERIC_DATATYPES, "BOOL", "BYTES")
 CATEGORY_ENCODERS: Final = ("OneHotEncoder", "OrdinalEncoder", "TargetEncoder")
 TEXT_VECTORIZERS: Final = ("CountVectorizer", "TfidfVectorizer", "HashingVectorizer")
 IMPUTERS: Final = ("SimpleImputer",)
@@ -60,7 +61,7 @@ class Column:
     @property
     def numeric(self) -> bool:
         """Whether the column holds numbers."""
-        return self.datatype in NUMERIC_COLUMN_DATATYPES
+        return self.datatype in NUMERIC_DATATYPES
 
 
 def feature_names(estimator: Any) -> tuple[str, ...] | None:

@@ -23,11 +23,11 @@ from typing import Any, Final
 
 import numpy as np
 
-from ketch import InvalidInputError, ModelLoadError, TensorSpec, numpy_dtype
+from ketch import ModelLoadError, TensorSpec, numpy_dtype, text_rows
 from ketch_sklearn.columns import TEXT_VECTORIZERS, Column, feature_names, read_columns
 from ketch_sklearn.options import SklearnOptions
 
-__all__ = ["InputLayout", "decode_texts", "pandas_module", "read_layout"]
+__all__ = ["InputLayout", "pandas_module", "read_layout"]
 
 SAMPLE_WORDS: Final = ("alpha", "beta", "gamma", "delta", "echo", "fox", "golf", "hotel")
 WORDS_PER_SAMPLE: Final = 6
@@ -42,20 +42,6 @@ def pandas_module(needed_for: str) -> Any:
             f"{needed_for}: its rows must reach it as a pandas DataFrame, and pandas is not "
             "installed; install the extra: pip install 'ketch-sklearn[pandas]'"
         ) from None
-
-
-def decode_texts(values: np.ndarray, what: str) -> list[str]:
-    """A BYTES column as text; InvalidInputError naming the row that is not UTF-8."""
-    texts = []
-    for row, value in enumerate(values.tolist()):
-        if not isinstance(value, bytes):
-            texts.append(str(value))
-            continue
-        try:
-            texts.append(value.decode("utf-8"))
-        except UnicodeDecodeError as error:
-            raise InvalidInputError(f"{what} row {row} is not valid UTF-8: {error}") from None
-    return texts
 
 
 @dataclass(frozen=True)
@@ -77,7 +63,7 @@ class InputLayout:
         """The ``X`` for the estimator: a matrix, a list of texts, or a DataFrame."""
         if self.kind == "text":
             spec = self.specs[0]
-            return decode_texts(inputs[spec.name], f"input {spec.name!r}")
+            return text_rows(inputs[spec.name], spec.name)
         if self.kind == "numeric":
             batch = inputs[self.specs[0].name]
             if not self.columns:
@@ -118,7 +104,7 @@ class InputLayout:
 
 def _column_values(column: Column, values: np.ndarray) -> Any:
     if column.datatype == "BYTES":
-        return decode_texts(values, f"input {column.name!r}")
+        return text_rows(values, column.name)
     return values
 
 

@@ -6,25 +6,12 @@ from dataclasses import dataclass
 from typing import Final
 
 from ketch import ModelLoadError, ModelSpec
-from ketch_sklearn.columns import COLUMN_DATATYPES
+from ketch_sklearn.columns import COLUMN_DATATYPES, NUMERIC_DATATYPES
 
 __all__ = ["INPUT_KINDS", "KNOWN_OPTIONS", "METHODS", "SklearnOptions"]
 
 METHODS: Final = ("predict", "predict_proba", "predict_log_proba", "decision_function")
 INPUT_KINDS: Final = ("auto", "numeric", "text", "columns")
-NUMERIC_DATATYPES: Final = (
-    "FP16",
-    "FP32",
-    "FP64",
-    "INT8",
-    "INT16",
-    "INT32",
-    "INT64",
-    "UINT8",
-    "UINT16",
-    "UINT32",
-    "UINT64",
-)
 FORMATS: Final = ("auto", "skops", "joblib", "pickle")
 
 KNOWN_OPTIONS: Final[dict[str, str]] = {

@@ -25,29 +25,12 @@ __all__ = [
     "dense_example",
     "dense_examples",
     "labelled",
-    "row_texts",
     "single_line_example",
 ]
 
 SHARED: Final = "shared"
 DEFAULT_NAMESPACE: Final = "f"
 """The namespace a dense row's columns become features of, unless the option says another."""
-
-
-def row_texts(batch: np.ndarray, input_name: str) -> list[str]:
-    """The rows of a BYTES input as text; InvalidInputError for a row that is not UTF-8."""
-    texts = []
-    for index, value in enumerate(batch.tolist()):
-        if not isinstance(value, bytes):
-            texts.append(str(value))
-            continue
-        try:
-            texts.append(value.decode("utf-8"))
-        except UnicodeDecodeError as error:
-            raise InvalidInputError(
-                f"input {input_name!r} row {index} is not valid UTF-8: {error}"
-            ) from None
-    return texts
 
 
 def _features(line: str, input_name: str, index: int) -> str:
