@@ -114,6 +114,29 @@ def build_sequential(variant: str, rows: np.ndarray) -> Any:
     return model
 
 
+def build_image_and_hint() -> Any:
+    """A functional model of two inputs of two datatypes and two unnamed-dict outputs:
+    ``image`` (float32, 4x4) and ``hint`` (int64) in; ``score`` and ``classes`` out."""
+    keras.utils.set_random_seed(1)
+    image = keras.Input(shape=(4, 4), name="image")
+    hint = keras.Input(shape=(), dtype="int64", name="hint")
+    features = keras.layers.Concatenate()(
+        [keras.layers.Flatten()(image), keras.ops.expand_dims(keras.ops.cast(hint, "float32"), 1)]
+    )
+    score = keras.layers.Dense(1, name="score")(features)
+    classes = keras.layers.Dense(3, activation="softmax", name="classes")(features)
+    return keras.Model([image, hint], [score, classes])
+
+
+def image_and_hint_rows(count: int, seed: int) -> dict[str, np.ndarray]:
+    """Rows for :func:`build_image_and_hint`."""
+    rng = np.random.default_rng(seed)
+    return {
+        "image": rng.random((count, 4, 4)).astype(np.float32),
+        "hint": np.arange(count, dtype=np.int64),
+    }
+
+
 class TopicClassifier(tf.Module):  # type: ignore[misc]
     """A trained text classifier behind two signatures: everything, or the topic only."""
 

@@ -12,7 +12,9 @@ import tensorflow as tf
 from tensorflow_test_models import (
     SEQUENTIAL_VARIANTS,
     as_bytes_rows,
+    build_image_and_hint,
     build_sequential,
+    image_and_hint_rows,
     make_sentences,
     order_rows,
     save_module,
@@ -75,15 +77,7 @@ def test_keras_mlp_signature_and_predictions(
 
 
 def test_keras_several_inputs_and_unnamed_outputs(framework: Framework, tmp_path: Path) -> None:
-    keras.utils.set_random_seed(1)
-    image = keras.Input(shape=(4, 4), name="image")
-    hint = keras.Input(shape=(), dtype="int64", name="hint")
-    features = keras.layers.Concatenate()(
-        [keras.layers.Flatten()(image), keras.ops.expand_dims(keras.ops.cast(hint, "float32"), 1)]
-    )
-    score = keras.layers.Dense(1, name="score")(features)
-    classes = keras.layers.Dense(3, activation="softmax", name="classes")(features)
-    model = keras.Model([image, hint], [score, classes])
+    model = build_image_and_hint()
     path = tmp_path / "two_inputs.keras"
     model.save(path)
     runtime = load(framework, path)
@@ -95,11 +89,9 @@ def test_keras_several_inputs_and_unnamed_outputs(framework: Framework, tmp_path
         ("score", "FP32", (-1, 1)),
         ("classes", "FP32", (-1, 3)),
     ]
-    rng = np.random.default_rng(0)
-    images = rng.random((5, 4, 4)).astype(np.float32)
-    hints = np.arange(5, dtype=np.int64)
-    outputs = runtime.predict({"image": images, "hint": hints})
-    score_expected, classes_expected = model([images, hints], training=False)
+    rows = image_and_hint_rows(5, seed=0)
+    outputs = runtime.predict(rows)
+    score_expected, classes_expected = model([rows["image"], rows["hint"]], training=False)
     np.testing.assert_allclose(outputs["score"], score_expected.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(outputs["classes"], classes_expected.numpy(), rtol=1e-5, atol=1e-6)
 
