@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections import OrderedDict
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,9 @@ def test_a_hook_answers_none_for_another_plugins_model() -> None:
 
     assert double(3, 2) == 6
     assert double("three", 2) is None
+    by_keyword: Any = double  # as a plugin calling another's hook does: hook(model=..., ...)
+    assert by_keyword(model=3, factor=2) == 6
+    assert by_keyword(model="three", factor=2) is None
     assert list(inspect.signature(double).parameters) == ["model", "factor"]
     assert double.__name__ == "double"
 

@@ -31,7 +31,17 @@ from ketch.errors import (
 )
 from ketch.hookspecs import hookimpl, hookspec
 from ketch.model_spec import ModelSpec
-from ketch.signature import VARIABLE, Capabilities, Signature, TensorSpec, Tolerance
+from ketch.signature import (
+    LABEL_KINDS,
+    VARIABLE,
+    Capabilities,
+    DimensionRange,
+    LabelSpec,
+    Signature,
+    TensorSpec,
+    Tolerance,
+)
+from ketch.tensors import text_rows
 from ketch.version import __version__
 
 if TYPE_CHECKING:  # what __getattr__ loads on first use, for type checkers
@@ -107,14 +117,17 @@ __all__ = [
     "DISABLE_VARIABLE",
     "ENTRY_POINT_GROUP",
     "EXTRA_VARIABLE",
+    "LABEL_KINDS",
     "VARIABLE",
     "AsyncWrapperClient",
     "Capabilities",
     "ContractViolation",
     "DeviceUnavailableError",
+    "DimensionRange",
     "Framework",
     "InvalidInputError",
     "KetchError",
+    "LabelSpec",
     "ModelLoadError",
     "ModelMetadata",
     "ModelNotFoundError",
@@ -147,6 +160,7 @@ __all__ = [
     "option_names",
     "select_framework",
     "start_wrapper",
+    "text_rows",
     "tune_allocator",
     "validate_inputs",
     "validate_labels",

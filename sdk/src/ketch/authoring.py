@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import importlib
 from collections.abc import Callable, Mapping
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from ketch.errors import ModelLoadError
 from ketch.model_spec import ModelSpec
@@ -47,8 +47,8 @@ def handles(
         def ketch_signature(model: SklearnModel) -> Signature:
             return model.signature
 
-    The hook's first parameter is the model; pluggy still sees the hook's own
-    parameter names.
+    The hook's first parameter is the model (passed by position, as pluggy does, or
+    as ``model=``); pluggy still sees the hook's own parameter names.
     """
     resolved: list[type[Any]] = [kind] if isinstance(kind, type) else []
 
@@ -56,14 +56,15 @@ def handles(
         hook: Callable[Concatenate[Model, Params], Result],
     ) -> Callable[Concatenate[object, Params], Result | None]:
         @functools.wraps(hook)
-        def guarded(model: object, /, *args: Params.args, **kwargs: Params.kwargs) -> Result | None:
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            model = args[0] if args else kwargs.get("model")
             if not resolved:
                 resolved.append(_resolve(str(kind)))
             if not isinstance(model, resolved[0]):
                 return None
-            return hook(model, *args, **kwargs)
+            return hook(*args, **kwargs)
 
-        return guarded
+        return cast(Callable[Concatenate[object, Params], Result | None], guarded)
 
     return decorate
 

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ketch import VARIABLE, ModelLoadError, TensorSpec
+from ketch import VARIABLE, DimensionRange, ModelLoadError, TensorSpec
+from ketch_torch.export_shapes import ExportBounds, read_bounds
 from ketch_torch.formats import EXPORT, TORCHSCRIPT
 from ketch_torch.tensors import datatype_of_torch
 
@@ -30,7 +31,8 @@ class Program:
     them; ``inputs`` the full specs when it declares datatypes and shapes too;
     ``output_names`` the names it gives its outputs; ``examples`` example
     inputs it carries; ``fixed_batch`` the batch size it was exported for, when
-    it cannot take any other.
+    it cannot take any other; ``bounds`` the sizes a ``torch.export`` program
+    accepts.
     """
 
     file_format: str
@@ -40,6 +42,7 @@ class Program:
     output_names: tuple[str, ...] | None = None
     examples: dict[str, np.ndarray] | None = None
     fixed_batch: int | None = None
+    bounds: ExportBounds | None = None
 
 
 def _load_torchscript(path: Path, device: torch.device) -> Any:
@@ -66,12 +69,14 @@ def _read_torchscript(path: Path) -> Program:
     return Program(TORCHSCRIPT, module, input_names=tuple(a.name for a in required))
 
 
-def _fake_spec(name: str, value: Any, where: str) -> TensorSpec:
+def _fake_spec(
+    name: str, value: Any, where: str, ranges: tuple[DimensionRange | None, ...] = ()
+) -> TensorSpec:
     sizes = [size if isinstance(size, int) else VARIABLE for size in value.shape]
     if not sizes:
         raise ModelLoadError(f"{where}: input {name!r} is a scalar; Ketch needs a batch axis")
     datatype = datatype_of_torch(value.dtype, f"{where}: input {name!r}")
-    return TensorSpec(name, datatype, (VARIABLE, *sizes[1:]))
+    return TensorSpec(name, datatype, (VARIABLE, *sizes[1:]), ranges)
 
 
 def _export_examples(program: Any, names: tuple[str, ...]) -> dict[str, np.ndarray] | None:
@@ -110,7 +115,10 @@ def _read_export(path: Path) -> Program:
     forward_names = getattr(call_signature, "forward_arg_names", None)
     if forward_names and len(forward_names) == len(names):
         names = tuple(forward_names)
-    specs = tuple(_fake_spec(n, v, where) for n, v in zip(names, values, strict=True))
+    bounds = read_bounds(values, exported.range_constraints)
+    specs = tuple(
+        _fake_spec(n, v, where, r) for n, v, r in zip(names, values, bounds.ranges, strict=True)
+    )
     first_batch = values[0].shape[0] if values and values[0].shape else None
     return Program(
         EXPORT,
@@ -119,6 +127,7 @@ def _read_export(path: Path) -> Program:
         inputs=specs,
         examples=_export_examples(exported, names),
         fixed_batch=first_batch if isinstance(first_batch, int) else None,
+        bounds=bounds,
     )
 
 

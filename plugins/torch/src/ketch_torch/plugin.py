@@ -19,6 +19,7 @@ from ketch_torch.onnx_graphs import onnx_plugin_for
 
 __all__ = [
     "ketch_batch_predict",
+    "ketch_example_inputs",
     "ketch_load",
     "ketch_place",
     "ketch_signature",
@@ -95,3 +96,24 @@ def ketch_batch_predict(
     from ketch_torch.inference import predict
 
     return predict(model, inputs)
+
+
+@hookimpl
+def ketch_example_inputs(model: object, rows: int) -> dict[str, np.ndarray] | None:
+    """Rows inside the sizes a ``torch.export`` program accepts; None for other formats.
+
+    They are the archive's own example inputs (repeated with a little noise past their
+    count), or random values in shapes inside every dimension's range.
+    """
+    if not isinstance(model, TorchModel) or model.program.bounds is None:
+        return None
+    from ketch import InvalidInputError, validate_inputs
+    from ketch_torch.export_shapes import sample_rows
+
+    examples = model.program.examples
+    if examples is not None:
+        try:
+            validate_inputs(model.signature, examples)
+        except InvalidInputError:  # inputs declared otherwise than the archive records
+            examples = None
+    return sample_rows(model.signature.inputs, model.program.bounds, examples, rows)

@@ -15,6 +15,7 @@ from ketch_vw.model import VwModel
 
 __all__ = [
     "ketch_batch_predict",
+    "ketch_example_inputs",
     "ketch_load",
     "ketch_observe",
     "ketch_place",
@@ -61,6 +62,15 @@ def ketch_batch_predict(model: VwModel, inputs: Mapping[str, np.ndarray]) -> dic
 def ketch_observe(model: VwModel, inputs: Mapping[str, np.ndarray], labels: np.ndarray) -> bool:
     """Learn from labelled rows, one VW update per row, in order."""
     return model.learn(inputs, labels)
+
+
+@hookimpl
+@handles(VwModel)
+def ketch_example_inputs(model: VwModel, rows: int) -> dict[str, np.ndarray]:
+    """Rows the model can predict: dense rows, or VW text examples for its task."""
+    from ketch_vw.samples import sample_rows
+
+    return sample_rows(model.info, model.options, rows)
 
 
 @hookimpl
