@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ketch_gateway import ConfigError, load_config, parse_config
-from ketch_gateway.toml_lines import TomlLines
+from ketch_gateway.control.toml_lines import TomlLines
 
 
 @pytest.fixture

@@ -10,12 +10,26 @@ __all__ = [
     "Conflict",
     "Forbidden",
     "GatewayTimeout",
+    "InvalidValue",
+    "Location",
     "NotFound",
     "PayloadTooLarge",
     "ServiceUnavailable",
     "Unauthorized",
+    "format_location",
     "status_for_wrapper_code",
 ]
+
+Location = tuple[str | int, ...]
+"""Where a value is in a document: keys and indexes, outermost first."""
+
+
+def format_location(location: Location) -> str:
+    """``inputs[0].data`` for ``("inputs", 0, "data")``; empty for the document itself."""
+    text = ""
+    for part in location:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
 
 
 class ApiError(Exception):
@@ -33,6 +47,25 @@ class BadRequest(ApiError):
     """The request is malformed or does not fit the model (400)."""
 
     status = 400
+
+
+class InvalidValue(BadRequest):
+    """A value of the request that does not fit (400), and where it is, as data.
+
+    Code that converts values knows where a problem is within what it was given
+    (a row's index, an input's name); the route that read the body knows which
+    field held it, and says so with :meth:`within`.
+    """
+
+    def __init__(self, problem: str, location: Location = ()) -> None:
+        where = format_location(location)
+        super().__init__(f"{where}: {problem}" if where else problem)
+        self.problem = problem
+        self.location = location
+
+    def within(self, *outer: str | int) -> InvalidValue:
+        """The same problem, located inside ``outer`` (such as the body's field)."""
+        return InvalidValue(self.problem, (*outer, *self.location))
 
 
 class Unauthorized(ApiError):
