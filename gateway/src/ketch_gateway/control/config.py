@@ -424,6 +424,13 @@ def read_app(reader: Reader, models: Mapping[str, ModelConfig] | None = None) ->
     classes = reader.integer("classes", 0, minimum=0)
     if POLICIES[policy].learns and task == "classification" and classes < 2:
         raise reader.error("classes", f"policy {policy!r} needs the number of classes (2 or more)")
+    forward = reader.boolean("forward_feedback", False)
+    if forward and not POLICIES[policy].learns:
+        raise reader.error(
+            "forward_feedback",
+            f"policy {policy!r} takes no feedback to forward; choose a correction policy "
+            "(and the task and classes the labels are read by)",
+        )
     confidence = reader.number("min_confidence", 0.0, minimum=0, inclusive=True)
     if confidence > 1:
         raise reader.error("min_confidence", f"is a probability between 0 and 1, got {confidence}")
@@ -439,7 +446,7 @@ def read_app(reader: Reader, models: Mapping[str, ModelConfig] | None = None) ->
         output=reader.optional_string("output"),
         min_confidence=confidence,
         straggler_mitigation=reader.boolean("straggler_mitigation", True),
-        forward_feedback=reader.boolean("forward_feedback", False),
+        forward_feedback=forward,
         policy_options=_policy_options(reader, policy),
     )
 
