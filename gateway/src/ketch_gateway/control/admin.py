@@ -120,14 +120,15 @@ async def remove_replica(gateway: Gateway, body: dict[str, Any]) -> dict[str, An
 async def scale(gateway: Gateway, body: dict[str, Any]) -> dict[str, Any]:
     """Run exactly ``count`` managed wrappers for a version.
 
-    At most ``[admin] max_replicas`` of them, or fewer than the version runs now.
+    At most ``[admin] max_replicas`` of them, or no more than the version is meant to run
+    now (a file may give it more).
     """
     version = gateway.models.find(_text(body, "model")).version(_text(body, "version"))
     count = body.get("count")
     if not isinstance(count, int) or isinstance(count, bool) or count < 0:
         raise BadRequest("count: expected a whole number of managed replicas (0 or more)")
     bound = gateway.config.admin.max_replicas
-    if count > max(bound, len(version.managed)):
+    if count > max(bound, version.desired):
         raise BadRequest(
             f"count: {count} managed wrappers is more than the admin API may run for a "
             f"version ([admin] max_replicas = {bound})"
