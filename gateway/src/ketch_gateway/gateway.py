@@ -23,6 +23,7 @@ from ketch_gateway.control.supervisor import RestartPolicy, StartGate
 from ketch_gateway.correction.app import App
 from ketch_gateway.errors import ApiError, BadRequest
 from ketch_gateway.metrics import Metrics
+from ketch_gateway.rollouts.manager import Rollouts
 from ketch_gateway.serving.context import ServingContext
 from ketch_gateway.serving.models import Model
 from ketch_gateway.serving.replicas import Connect, connect_grpc
@@ -63,6 +64,9 @@ class Gateway:
         for model in config.models:
             self.models.add(model.name, self.new_model(model))
         self.store: StateStore = open_store(self.settings.state)
+        self.rollouts = Rollouts(self.models, self.store, self.metrics)
+        for served in self.models.values():
+            self.rollouts.configure(served)
         self.apps: Catalog[App] = Catalog("app")
         for app in config.apps:
             self.apps.add(app.name, self.new_app(app))
@@ -89,6 +93,7 @@ class Gateway:
         self._refresh_objectives()
         await asyncio.gather(*(model.start() for model in self.models.values()))
         self.started = True
+        self.rollouts.start(self.change)
         self._prober = asyncio.get_running_loop().create_task(self._probe_forever())
 
     async def stop(self) -> None:
@@ -97,6 +102,7 @@ class Gateway:
             self._prober.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._prober
+        await self.rollouts.stop()
         await asyncio.gather(*(model.stop() for model in self.models.values()))
         await self.store.close()
 

@@ -19,6 +19,7 @@ from ketch_gateway.http.apps_api import app_routes
 from ketch_gateway.http.bodies import json_response
 from ketch_gateway.http.oip import oip_routes
 from ketch_gateway.http.openapi import openapi_document
+from ketch_gateway.http.rollouts_api import rollout_routes
 from ketch_gateway.metrics import CONTENT_TYPE
 
 __all__ = ["create_app"]
@@ -81,6 +82,7 @@ def create_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
         *app_routes(),
         *oip_routes(),
         *admin_routes(),
+        *rollout_routes(),
         Route("/metrics", _metrics, methods=["GET"]),
         Route("/openapi.json", _openapi, methods=["GET"]),
     ]
