@@ -192,6 +192,41 @@ async def ask(gateway: Gateway, app: Any, row: list[float], label: int) -> None:
     await gateway.rollouts.feedback(example)
 
 
+def routing_cost(addresses: dict[str, str], folder: Path) -> None:
+    """What routing adds to a request, in microseconds, side by side (one gateway, not started).
+
+    The version a request gets without a split, with a split (a hash of the user id, or
+    a random draw), and the note a watched model takes of each answer.
+    """
+    config = parse_config(gateway_toml(addresses), str(folder / "ketch.toml"), folder)
+    gateway = Gateway(config)
+    model = gateway.models.find("digits")
+    count = 200_000
+
+    def per_call(call: Any) -> float:
+        started = time.perf_counter()
+        for index in range(count):
+            call(index)
+        return (time.perf_counter() - started) / count * 1e6
+
+    users = [f"user-{i}" for i in range(1000)]
+    plain = per_call(lambda i: model.route(users[i % 1000]))
+    gateway.rollouts.set_split("digits", {"1": 0.95, "2": 0.05})
+    by_user = per_call(lambda i: model.route(users[i % 1000]))
+    anonymous = per_call(lambda i: model.route(None))
+    watch = model.watch
+    assert watch is not None
+    row, answers = [[0.0] * 64], [3]
+    noted = per_call(
+        lambda i: watch.answered("1", 0.001, query_id=f"q{i}", rows=row, answers=answers)
+    )
+    print(
+        f"routing, per request: no split {plain:.2f} us; split by user {by_user:.2f} us "
+        f"({by_user / plain:.1f}x); split, no user {anonymous:.2f} us; noting an answer "
+        f"(latency window, query memory) {noted:.2f} us"
+    )
+
+
 def expected_examples(
     base_error: float, canary_error: float, baseline_shares: Sequence[float]
 ) -> str:
@@ -343,6 +378,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         paths, rows, labels, errors = train_models(Path(folder))
+        routing_cost({"1": "127.0.0.1:1", "2": "127.0.0.1:2"}, Path(folder))
         shares = [1 - share for share in STEPS[:-1]]
         print(
             "(a) canary examples a promotion needs: at least "

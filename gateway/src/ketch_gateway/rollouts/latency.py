@@ -1,7 +1,7 @@
 """A version's recent answer times, for a canary's p99 bound.
 
 A fixed ring of the last :data:`WINDOW` times, written on the request path (one
-store into a preallocated array) and read by the rollout controller.
+store into a preallocated list) and read by the rollout controller.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class LatencyWindow:
     __slots__ = ("_count", "_times")
 
     def __init__(self) -> None:
-        self._times = np.zeros(WINDOW)
+        self._times = [0.0] * WINDOW
         self._count = 0
 
     def record(self, seconds: float) -> None:

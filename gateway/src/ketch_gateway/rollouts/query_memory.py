@@ -22,13 +22,13 @@ __all__ = ["QueryMemory", "QueryRecord"]
 
 _log = logging.getLogger(__name__)
 
-IN_MEMORY: Final = 100_000
+IN_MEMORY: Final = 10_000
 PENDING: Final = 100_000
 MEMORY_S: Final = 3600.0
 KEY_PREFIX: Final = "rollouts/"
 
 
-@dataclass
+@dataclass(slots=True)
 class QueryRecord:
     """One query's answers (one per row), from ``version``; a shadow's when mirrored."""
 
@@ -76,7 +76,8 @@ class QueryMemory:
         if len(self._recent) > IN_MEMORY:
             self._recent.popitem(last=False)
         self._pending.append(query_id)
-        self._wake.set()
+        if not self._wake.is_set():
+            self._wake.set()
 
     def known(self, query_id: str) -> QueryRecord | None:
         """The record of ``query_id`` if this gateway still holds it in memory."""

@@ -22,17 +22,22 @@ _SCALE: Final = float(1 << 64)
 
 def place(model: str, key: str) -> float:
     """The place of ``key`` in ``[0, 1)`` for ``model``: stable across processes and restarts."""
-    digest = hashlib.blake2b(key.encode(), digest_size=8, key=model.encode()[:64]).digest()
+    return _place(model.encode()[:64], key)
+
+
+def _place(salt: bytes, key: str) -> float:
+    digest = hashlib.blake2b(key.encode(), digest_size=8, key=salt).digest()
     return int.from_bytes(digest, "big") / _SCALE
 
 
 class Split:
     """Shares of a model's traffic by version (they add up to 1), in their declared order."""
 
-    __slots__ = ("_bounds", "_versions", "model", "shares")
+    __slots__ = ("_bounds", "_salt", "_versions", "model", "shares")
 
     def __init__(self, model: str, shares: Mapping[str, float]) -> None:
         self.model = model
+        self._salt = model.encode()[:64]
         self.shares = dict(shares)
         self._versions = [version for version, share in self.shares.items() if share > 0]
         bounds: list[float] = []
@@ -47,7 +52,7 @@ class Split:
         """The version that answers for ``key`` (a user id)."""
         if len(self._versions) == 1:
             return self._versions[0]
-        return self.choose_at(place(self.model, key))
+        return self.choose_at(_place(self._salt, key))
 
     def choose_at(self, where: float) -> str:
         """The version whose slice holds ``where`` (in ``[0, 1)``)."""
