@@ -327,3 +327,10 @@ def test_a_rollout_in_the_file_starts_with_the_gateway(
         assert status["rollout"]["status"] == "running"
         assert status["split"] == {"1": 0.75, "2": 0.25}
         assert metric(client, "ketch_rollout_canary_share", model="digits") == 0.25
+
+
+def test_openapi_describes_the_rollout_api(gateway: httpx.Client) -> None:
+    paths = gateway.get("/openapi.json").json()["paths"]
+    for path in ("/admin/rollouts", "/admin/models/{model}/rollout", "/admin/models/{model}/split"):
+        assert path in paths
+    assert "post" in paths["/admin/models/{model}/rollout/abort"]
