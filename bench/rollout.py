@@ -121,7 +121,8 @@ version = "1"
 [[apps]]
 name = "digits"
 models = ["digits"]
-latency_objective_ms = 2000
+latency_objective_ms = 30000
+default_output = -1
 """
 
 
@@ -328,7 +329,8 @@ version = "1"
 [[apps]]
 name = "digits"
 models = ["digits"]
-latency_objective_ms = 2000
+latency_objective_ms = 30000
+default_output = -1
 """
             config = Path(folder) / "ketch.toml"
             config.write_text(text)
