@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from ketch_gateway.control.supervisor import RestartPolicy
 from ketch_gateway.metrics import Metrics
+from ketch_gateway.serving.discovery import DiscoverySettings
 from ketch_gateway.serving.replicas import Connect, connect_grpc
 
 __all__ = ["ServingContext"]
@@ -13,8 +14,9 @@ __all__ = ["ServingContext"]
 
 @dataclass(frozen=True)
 class ServingContext:
-    """The gateway's metrics, how its managed wrappers restart, and how it reaches a replica."""
+    """How a gateway serves: metrics, restarts, reaching a replica, resolving ``dns:`` names."""
 
     metrics: Metrics = field(default_factory=Metrics)
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     connect: Connect = connect_grpc
+    discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
