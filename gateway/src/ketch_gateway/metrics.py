@@ -239,16 +239,16 @@ class Metrics:
         """What a gateway among others shows: DNS discovery, the shared store, admin changes."""
         self.dns_addresses = Gauge(
             "ketch_dns_addresses",
-            "Addresses a dns: replica name resolves to now (0 while it does not resolve: "
-            "the version has no replica from it).",
-            ["model", "version", "name"],
+            "Addresses a version's dns:HOST:PORT address resolves to now (0 while it does "
+            "not resolve: the version has no replica from it).",
+            ["model", "version", "address"],
             registry=self.registry,
         )
         self.dns_failures = Counter(
             "ketch_dns_lookup_failures",
-            "Lookups of a dns: replica name that failed for want of an answer (the replicas "
-            "it named before are kept).",
-            ["model", "version", "name"],
+            "Lookups of a version's dns:HOST:PORT address that failed for want of an answer "
+            "(the replicas it named before are kept).",
+            ["model", "version", "address"],
             registry=self.registry,
         )
         self.store_up = Gauge(
