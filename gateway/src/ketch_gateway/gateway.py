@@ -134,6 +134,9 @@ class Gateway:
         await self.admin_log.stop()
         await cancel_and_wait(self._prober)
         await asyncio.gather(*(model.stop() for model in self.models.values()))
+        for app in self.apps.values():
+            if app.corrector is not None:
+                await app.corrector.flush()
         await self.store.close()
 
     async def _probe_forever(self) -> None:

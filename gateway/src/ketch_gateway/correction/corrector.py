@@ -10,9 +10,10 @@ feedback it joins the label with every linked model's answer for the input
 the app, and, when the app says so, passes the example on to the models that
 learn online.
 
-Predictions never wait for the state store: a state is read from it within a
-quarter of the time left to the objective, and otherwise (the store is down,
-or slow) taken from memory, where the corrector keeps the last state it read or
+Predictions never wait for the state store: which model answered a query is
+written in the background, and a state is read from the store within a quarter
+of the time left to the objective, and otherwise (the store is down, or slow)
+taken from memory, where the corrector keeps the last state it read or
 wrote for each user (10,000 users at most, least recently used out first). That
 is read-only: while the store is down, feedback is refused (503), so no state
 changes that would have to be written back; the answers use the state as it
@@ -54,6 +55,7 @@ __all__ = ["Corrected", "Corrector"]
 _log = logging.getLogger(__name__)
 
 QUERY_MEMORY_S = 3600.0
+QUERY_MEMORY_WRITE_S = 1.0
 RUNNING_AVERAGE_WEIGHT = 0.05
 SHARED = ""
 """The user key of an app's shared state."""
@@ -87,6 +89,7 @@ class Corrector:
         self.rng = np.random.default_rng(seed)
         self._running: dict[str, np.ndarray] = {}
         self._known: OrderedDict[str, PolicyState | None] = OrderedDict()
+        self._remembering: set[asyncio.Task[None]] = set()
 
     def _linked(self) -> list[str]:
         """The app's linked models (ApiError when there are none)."""
@@ -190,7 +193,7 @@ class Corrector:
             await asyncio.gather(*pending, return_exceptions=True)
         self._remember_answers(answers)
         if not self.policy.queries_every_model and answers:
-            await self._remember_query(query, asked[0], deadline)
+            self._remember_query(query, asked[0])
         if not answers:
             return Corrected([], asked, failures)
         stand_ins = self.stand_ins(models)
@@ -202,19 +205,29 @@ class Corrector:
         ]
         return Corrected(combined, asked, failures)
 
-    async def _remember_query(self, query: Query, model: str, deadline: float) -> None:
-        """Note which model answered, for the query's feedback: if the store can, in time.
+    def _remember_query(self, query: Query, model: str) -> None:
+        """Note which model answered, for the query's feedback, without waiting for the store.
 
-        Without it, feedback for the query teaches every model's reward instead.
+        If the store cannot take it (within a second), feedback for the query teaches
+        every model's reward instead.
         """
-        left = deadline - asyncio.get_running_loop().time()
-        try:
-            async with asyncio.timeout(max(left, 0.001)):
-                await self.store.remember_query(
-                    query.id, {"model": model, "user": query.user}, QUERY_MEMORY_S
-                )
-        except (StoreUnavailable, TimeoutError):
-            _log.debug("query %s not remembered: the state store is unavailable", query.id)
+
+        async def remember() -> None:
+            try:
+                async with asyncio.timeout(QUERY_MEMORY_WRITE_S):
+                    await self.store.remember_query(
+                        query.id, {"model": model, "user": query.user}, QUERY_MEMORY_S
+                    )
+            except (StoreUnavailable, TimeoutError):
+                _log.debug("query %s not remembered: the state store is unavailable", query.id)
+
+        task = asyncio.get_running_loop().create_task(remember())
+        self._remembering.add(task)
+        task.add_done_callback(self._remembering.discard)
+
+    async def flush(self) -> None:
+        """Wait for the queries being remembered in the background (before the store closes)."""
+        await asyncio.gather(*self._remembering, return_exceptions=True)
 
     def output(self, combined: Combined) -> Any:
         """What the caller gets for a row: the class index, or the value."""

@@ -106,7 +106,7 @@ class GuardedStore(StateStore):
             "the state store is unreachable (%s: %s): predictions go on, feedback and admin "
             "changes get 503 until it answers again",
             type(error).__name__,
-            error,
+            str(error) or "no answer in time",
         )
 
     def _came_back(self) -> None:

@@ -14,7 +14,8 @@ updates of the same key wait for each other, so that only other gateways can
 conflict.
 
 Every command gives up after ``socket_timeout`` (1 s unless the URL says
-otherwise) and is tried once more on a fresh connection, not ten times with
+otherwise), and is tried once more, on a fresh connection, only when its
+connection turned out closed (as after a Redis restart); not ten times with
 backoff as redis-py would: a store that does not answer must fail a request fast
 (the gateway answers 503), not after seconds.
 """
@@ -89,7 +90,7 @@ class RedisStateStore:
         self._redis = redis.Redis.from_url(
             address,
             decode_responses=True,
-            retry=Retry(NoBackoff(), 1),
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
             **CONNECTION_DEFAULTS,
         )
         self._admin = RedisAdminLog(
