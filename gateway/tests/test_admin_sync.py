@@ -69,6 +69,17 @@ def test_a_change_on_one_gateway_is_applied_by_the_others(gateways: list[httpx.C
     assert [position(client) for client in gateways] == [1, 1, 1]
 
 
+def test_an_apps_new_settings_reach_every_gateway(gateways: list[httpx.Client]) -> None:
+    first, *others = gateways
+    settings = {"models": ["digits"], "latency_objective_ms": 750, "default_output": -1}
+    assert first.put("/admin/apps/digits", json=settings).status_code == 200
+
+    def objective(client: httpx.Client) -> float:
+        return float(client.get("/admin/apps").json()["apps"][0]["latency_objective_ms"])
+
+    wait_until(lambda: all(objective(other) == 750 for other in others))
+
+
 def test_changes_made_on_several_gateways_at_once_end_the_same_everywhere(
     gateways: list[httpx.Client],
 ) -> None:
