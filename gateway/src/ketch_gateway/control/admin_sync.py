@@ -16,7 +16,8 @@ A change made on this gateway is applied under the store's admin lock, after
 catching up, and then appended: so its position is the log's new length, and
 every gateway applies the same changes in the same order. A change that no longer
 applies here (its model left this gateway's file) is skipped with a warning, and
-its position counted all the same.
+its position counted all the same; one that fails here for another reason (a
+wrapper it starts does not come up) is logged, and counted too.
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ class AdminFollower:
                 await self._apply(operation, body)
             except (ApiError, ConfigError) as error:
                 _log.warning("skipping the recorded admin change %s %s: %s", operation, body, error)
+            except Exception:  # one change that fails here must not stop every later one
+                _log.exception("the recorded admin change %s %s failed here", operation, body)
             else:
                 _log.info("applied the admin change %s %s (%s)", operation, body, source)
             self.metrics.admin_applied.labels(source).inc()
