@@ -203,6 +203,15 @@ def failover(cluster: Cluster, rows: np.ndarray) -> dict[str, Any]:
         "left_rotation_after_s": detected,
         "v2_requests": len(model.outcomes),
         "v2_failed": len(lost_v2),
+        "v2_failures": [
+            {
+                "s_after_cut": round(o.started - cut, 2),
+                "latency_ms": round(o.latency * 1000, 1),
+                "status": o.status,
+                "body": o.body,
+            }
+            for o in lost_v2[:5]
+        ],
         "v2_max_latency_ms": round(max(o.latency for o in model.outcomes) * 1000, 1),
         "app_requests": len(app.outcomes),
         "app_defaults_after_cut": len(after_cut),
@@ -258,7 +267,11 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--changes", type=int, default=10)
     parser.add_argument("--outage", type=float, default=5.0)
+    parser.add_argument(
+        "--only", choices=("throughput", "propagation", "failover", "outage"), action="append"
+    )
     args = parser.parse_args()
+    wanted = set(args.only or ("throughput", "propagation", "failover", "outage"))
     reason = cluster_unavailable_reason()
     if reason is not None:
         print(f"bench/cluster.py: the multi-host bed cannot be built here: {reason}")
@@ -274,10 +287,14 @@ def main() -> int:
             config = gateway_toml(cluster.state_url(), extra_apps=APPS)
             for name in ("gateway-a", "gateway-b"):
                 cluster.start_gateway(name, config)
-            results["throughput"] = throughput(cluster, rows, args.clients, args.seconds)
-            results["admin_propagation"] = propagation(cluster, rows[0], args.changes)
-            results["failover"] = failover(cluster, rows)
-            results["store_outage"] = store_outage(cluster, rows, labels, args.outage)
+            if "throughput" in wanted:
+                results["throughput"] = throughput(cluster, rows, args.clients, args.seconds)
+            if "propagation" in wanted:
+                results["admin_propagation"] = propagation(cluster, rows[0], args.changes)
+            if "failover" in wanted:
+                results["failover"] = failover(cluster, rows)
+            if "outage" in wanted:
+                results["store_outage"] = store_outage(cluster, rows, labels, args.outage)
         finally:
             cluster.close()
     print(json.dumps(results, indent=2))
