@@ -20,9 +20,10 @@ from ketch_gateway.background import cancel_and_wait
 from ketch_gateway.catalog import Catalog
 from ketch_gateway.control.admin import ADMIN_OPERATIONS, as_recorded
 from ketch_gateway.control.admin_sync import AdminFollower
+from ketch_gateway.control.auth_throttle import AuthThrottle
 from ketch_gateway.control.config import AppConfig, GatewayConfig, ModelConfig
 from ketch_gateway.control.config_reader import ConfigError
-from ketch_gateway.control.supervisor import RestartPolicy
+from ketch_gateway.control.supervisor import RestartPolicy, StartGate
 from ketch_gateway.correction.app import App
 from ketch_gateway.errors import BadRequest, ServiceUnavailable
 from ketch_gateway.metrics import Metrics
@@ -63,9 +64,12 @@ class Gateway:
         self.settings = config.settings
         self.base = config.source.resolve().parent if config.source else Path.cwd()
         self.metrics = Metrics()
+        self.auth_throttle = AuthThrottle(config.admin.auth_failures, config.admin.auth_window_s)
+        wrappers = config.wrappers
+        gate = StartGate(wrappers.environment(), wrappers.max_starting)
         discovery = DiscoverySettings(self.settings.resolve_every_s, self.settings.strict_dns)
         self.serving = ServingContext(
-            self.metrics, restart or RestartPolicy(), connect, discovery=discovery
+            self.metrics, restart or RestartPolicy(), connect, gate, discovery
         )
         self.models: Catalog[Model] = Catalog("model")
         for model in config.models:
@@ -108,7 +112,7 @@ class Gateway:
         await asyncio.gather(*(model.start() for model in self.models.values()))
         self.started = True
         self.store.start_watching()
-        self.admin_log.start()
+        await self.admin_log.start()
         self._prober = asyncio.get_running_loop().create_task(self._probe_forever())
 
     async def _wait_for_store(self) -> None:

@@ -23,6 +23,7 @@ wrapper it starts does not come up) is logged, and counted too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
@@ -40,6 +41,7 @@ _log = logging.getLogger(__name__)
 
 CHECK_EVERY_S: Final = 1.0
 RECONNECT_PAUSE_S: Final = 0.5
+SUBSCRIBE_WAIT_S: Final = 5.0
 
 Apply = Callable[[str, dict[str, Any]], Awaitable[object]]
 """Applies one recorded admin change to this gateway."""
@@ -70,6 +72,7 @@ class AdminFollower:
         self._applied = applied
         self.lock = lock
         self._task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
 
     async def catch_up(self, source: str) -> int:
         """Apply the changes past this gateway's position; how many (hold :attr:`lock`)."""
@@ -106,14 +109,23 @@ class AdminFollower:
         self.position = position
         self.metrics.admin_position.set(position)
 
-    def start(self) -> None:
-        """Follow the log from now on (until :meth:`stop`)."""
+    async def start(self) -> None:
+        """Follow the log from now on (until :meth:`stop`).
+
+        Returns once subscribed to the announcements (or after 5 s without: the store
+        went away meanwhile, and following resumes when it is back), so that a change
+        made as soon as the gateway is up is pushed to it, not found by a later check.
+        """
         self._task = asyncio.get_running_loop().create_task(self._follow())
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SUBSCRIBE_WAIT_S):
+                await self._subscribed.wait()
 
     async def _follow(self) -> None:
         while True:
             try:
                 async with self.store.change_announcements() as inbox:
+                    self._subscribed.set()
                     source = "resync"
                     while True:
                         async with self.lock:

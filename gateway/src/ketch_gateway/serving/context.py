@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ketch_gateway.control.supervisor import RestartPolicy
+from ketch_gateway.control.supervisor import RestartPolicy, StartGate
 from ketch_gateway.metrics import Metrics
 from ketch_gateway.serving.discovery import DiscoverySettings
 from ketch_gateway.serving.replicas import Connect, connect_grpc
@@ -14,9 +14,10 @@ __all__ = ["ServingContext"]
 
 @dataclass(frozen=True)
 class ServingContext:
-    """How a gateway serves: metrics, restarts, reaching a replica, resolving ``dns:`` names."""
+    """How a gateway serves: metrics, wrappers' starts and restarts, reaching a replica, DNS."""
 
     metrics: Metrics = field(default_factory=Metrics)
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     connect: Connect = connect_grpc
+    gate: StartGate = field(default_factory=StartGate)
     discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
