@@ -138,6 +138,27 @@ async def test_closing_answers_what_is_queued(slow_batcher: BatchingPredictor) -
     assert any(isinstance(o, ServiceUnavailable) and "shutting down" in o.message for o in outcomes)
 
 
+async def test_a_request_with_time_left_outlives_its_batchs_earlier_deadline(
+    local_models: LocalModels, softmax_model: Path
+) -> None:
+    """A batch's call ends at its earliest deadline; a later one is sent again, not failed."""
+    address = local_models.serve(
+        "slow", SLOW_PLUGIN, softmax_model, options={"predict_delay": "0.3"}
+    )
+    batcher = await batcher_over(local_models, [address], "slow", policy="fixed", size=2)
+    row = {"input": np.zeros((1, 64), np.float32)}
+    tight, patient = await asyncio.gather(
+        batcher.predict(row, timeout=0.1),
+        batcher.predict(row, timeout=10),
+        return_exceptions=True,
+    )
+    assert isinstance(tight, GatewayTimeout)
+    assert not isinstance(patient, BaseException)
+    assert len(patient.outputs["label"]) == 1
+    assert sent(batcher) == 2, "together, then the patient one again"
+    await batcher.close()
+
+
 async def test_a_batch_of_an_unreachable_replica_goes_to_another(
     local_models: LocalModels, digits_model: Path, digits: Any, digits_classifier: Any
 ) -> None:

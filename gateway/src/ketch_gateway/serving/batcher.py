@@ -258,6 +258,8 @@ class BatchingPredictor(Dispatcher):
         except WrapperCallError as error:
             if error.code == "DEADLINE_EXCEEDED":
                 controller.record(rows, timeout)
+                self._requeue_later_deadlines(live, now + timeout)
+                return
             await self._failed(replica, controller, live, error)
             return
         except asyncio.CancelledError:  # the replica was removed: its batch goes back
@@ -313,6 +315,31 @@ class BatchingPredictor(Dispatcher):
         answer = wrapper_error(self.replicas.label, error)
         for request in batch:
             self._fail(request, answer)
+
+    def _requeue_later_deadlines(self, batch: list[PendingRequest], call_deadline: float) -> None:
+        """After a call timed out: the requests with time left go back to the queue.
+
+        A batch's call is given the time left to its earliest deadline, so a request
+        with a later one (a ``/v2`` call batched with an app's tight objective) still
+        has time when the call gives up: it is sent again, in another batch, instead
+        of failing with the request that set the call's deadline (504). Each call it
+        rides in ends by the deadline of one of its batch, so it is answered by its
+        own deadline at the latest.
+        """
+        for request in batch:
+            if request.future.done():
+                continue
+            if request.deadline > call_deadline:
+                self.queue.put(request, force=True)
+            else:
+                self._fail(
+                    request,
+                    GatewayTimeout(
+                        f"model {self.model!r} did not answer in time: the deadline passed "
+                        "while the model computed the request's batch"
+                    ),
+                )
+        self._depth.set(self.queue.depth)
 
     def _observe_wait_ratio(self, request: PendingRequest, now: float) -> None:
         """Record the share of its time budget that a request spent queued (1: all of it)."""
