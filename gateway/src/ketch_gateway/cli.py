@@ -51,6 +51,12 @@ def add_command(commands: Any) -> None:
     parser.add_argument(
         "--state", help="the state store: a SQLite file or a redis:// URL (overrides the file)"
     )
+    parser.add_argument(
+        "--strict-dns",
+        action="store_true",
+        help="exit (status 2) when a dns: replica address does not resolve at start-up, "
+        "instead of waiting, not ready, until it does",
+    )
     parser.set_defaults(handler=run_gateway)
 
 
@@ -95,6 +101,10 @@ def run_gateway(args: argparse.Namespace) -> int:
                 config.settings, state=state_location(args.state, Path.cwd())
             ),
         )
+    if args.strict_dns:
+        config = dataclasses.replace(
+            config, settings=dataclasses.replace(config.settings, strict_dns=True)
+        )
     settings = config.settings
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
@@ -126,11 +136,13 @@ async def _serve(config: GatewayConfig, sock: socket.socket, url: str, level: st
         loop.add_signal_handler(sig, starting.cancel)
     try:
         await gateway.start()
-    except (asyncio.CancelledError, WrapperStartFailed, OSError) as error:
+    except (asyncio.CancelledError, WrapperStartFailed, OSError, ConfigError) as error:
         if not isinstance(error, asyncio.CancelledError):
             print(f"ketch gateway: cannot start: {error}", file=sys.stderr, flush=True)
         await gateway.stop()
-        return 0 if isinstance(error, asyncio.CancelledError) else 1
+        if isinstance(error, asyncio.CancelledError):
+            return 0
+        return 2 if isinstance(error, ConfigError) else 1
     finally:
         for sig in HANDLED_SIGNALS:
             loop.remove_signal_handler(sig)

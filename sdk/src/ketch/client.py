@@ -130,10 +130,17 @@ def _serialize(message: Message) -> bytes:
     return message.SerializeToString()
 
 
-def _channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
+ChannelOptions = Sequence[tuple[str, int | str]]
+"""gRPC channel arguments, such as ``("grpc.keepalive_time_ms", 1000)``."""
+
+
+def _channel_options(
+    max_message_bytes: int, extra: ChannelOptions = ()
+) -> list[tuple[str, int | str]]:
     return [
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
+        *extra,
     ]
 
 
@@ -289,7 +296,11 @@ class WrapperClient:
 
 
 class AsyncWrapperClient:
-    """The asyncio twin of :class:`WrapperClient`; create and use it inside one event loop."""
+    """The asyncio twin of :class:`WrapperClient`; create and use it inside one event loop.
+
+    :param channel_options: further gRPC channel arguments (keepalive, reconnect
+        backoff), for a caller that must notice a vanished server quickly.
+    """
 
     def __init__(
         self,
@@ -298,12 +309,13 @@ class AsyncWrapperClient:
         model: str = "",
         timeout: float | None = 30.0,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        channel_options: ChannelOptions = (),
     ) -> None:
         self.address = address
         self.model = model
         self.timeout = timeout
         self._channel = grpc.aio.insecure_channel(
-            address, options=_channel_options(max_message_bytes)
+            address, options=_channel_options(max_message_bytes, channel_options)
         )
         self._stubs: dict[str, Any] = {}
 

@@ -62,6 +62,19 @@ _STATUS_BY_ERROR: Final[tuple[tuple[type[Exception], grpc.StatusCode], ...]] = (
 )
 
 
+KEEPALIVE_SERVER_OPTIONS: Final = (
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 500),
+    ("grpc.http2.max_ping_strikes", 0),
+)
+"""Accept a client's keepalive pings every half second, with or without calls.
+
+The gateway pings its wrappers that often to notice within two seconds a host that
+vanished without closing its connections; gRPC's defaults would answer such pings
+with GOAWAY (too_many_pings).
+"""
+
+
 def grpc_address(host: str, port: int) -> str:
     """``host:port`` with an IPv6 host in brackets."""
     if ":" in host and not host.startswith("["):
@@ -279,6 +292,7 @@ class WrapperServer:
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.so_reuseport", 0),
+            *KEEPALIVE_SERVER_OPTIONS,
         ]
         self._server = grpc.server(
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ketch-call"),

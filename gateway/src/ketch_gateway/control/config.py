@@ -22,6 +22,7 @@ from ketch_gateway.control.config_reader import ConfigError, Reader
 from ketch_gateway.control.toml_lines import TomlLines
 from ketch_gateway.control.wrapper_env import WrapperSettings, read_wrapper_settings
 from ketch_gateway.correction.registry import PASS_THROUGH, POLICIES, TASKS
+from ketch_gateway.serving.discovery import check_address
 from ketch_gateway.stores.contract import is_redis_location
 
 __all__ = [
@@ -181,6 +182,11 @@ class GatewaySettings:
     state: str = "ketch-state.sqlite"
     """A SQLite file, or a Redis URL (``redis://``, ``rediss://``, ``unix://``)."""
     log_level: str = "info"
+    resolve_every_s: float = 5.0
+    """Seconds between lookups of each ``dns:`` replica address."""
+    strict_dns: bool = False
+    """A ``dns:`` address that does not resolve at start-up stops the gateway (else the
+    version waits, not ready, until it resolves)."""
 
 
 @dataclass(frozen=True)
@@ -204,9 +210,10 @@ class GatewayConfig:
 
 
 def _address(reader: Reader, key: str, address: str) -> str:
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise reader.error(key, f"{address!r} is not host:port")
+    try:
+        check_address(address)
+    except ValueError as error:
+        raise reader.error(key, str(error)) from None
     return address
 
 
@@ -474,7 +481,17 @@ def state_location(state: str, base: Path) -> str:
 
 def _settings(reader: Reader, base: Path) -> GatewaySettings:
     reader.check_keys(
-        {"host", "port", "max_body_bytes", "admin_token", "admin_token_env", "state", "log_level"}
+        {
+            "host",
+            "port",
+            "max_body_bytes",
+            "admin_token",
+            "admin_token_env",
+            "state",
+            "log_level",
+            "resolve_every_s",
+            "strict_dns",
+        }
     )
     variable = reader.string("admin_token_env", DEFAULT_ADMIN_TOKEN_VARIABLE)
     token = reader.optional_string("admin_token") or os.environ.get(variable) or None
@@ -489,6 +506,8 @@ def _settings(reader: Reader, base: Path) -> GatewaySettings:
         admin_token=token,
         state=state_location(state, base),
         log_level=reader.string("log_level", "info").lower(),
+        resolve_every_s=reader.number("resolve_every_s", 5.0, minimum=0),
+        strict_dns=reader.boolean("strict_dns", False),
     )
 
 

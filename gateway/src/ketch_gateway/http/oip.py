@@ -40,10 +40,19 @@ async def live(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    """``GET /v2/health/ready``: 200 when every model can answer, else 503."""
-    if _gateway(request).ready():
-        return json_response({"ready": True})
-    return json_response({"ready": False, "error": "a model has no healthy replica"}, status=503)
+    """``GET /v2/health/ready``: 200 when every model can answer, else 503.
+
+    The answer shows the state store's state too, but a store that is down does not
+    make the gateway unready: predictions go on without it, and taking every gateway
+    out of its load balancer would turn a feedback outage into a prediction outage.
+    """
+    gateway = _gateway(request)
+    store = gateway.store.describe()
+    if gateway.ready():
+        return json_response({"ready": True, "store": store})
+    return json_response(
+        {"ready": False, "error": "a model has no healthy replica", "store": store}, status=503
+    )
 
 
 def _version_of(request: Request) -> tuple[str, str | None]:

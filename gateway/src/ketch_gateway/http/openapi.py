@@ -252,7 +252,16 @@ def openapi_document() -> dict[str, Any]:
                 "Add an app", tag="admin", body=_ref("App"), admin=True, errors=(400, 409)
             ),
         },
-        "/admin/apps/{app}": {"delete": _operation("Remove an app", tag="admin", admin=True)},
+        "/admin/apps/{app}": {
+            "put": _operation(
+                "Change an app's settings (the whole app; its policy's state is kept)",
+                tag="admin",
+                body=_ref("App"),
+                admin=True,
+                errors=(400, 404),
+            ),
+            "delete": _operation("Remove an app", tag="admin", admin=True),
+        },
         "/admin/apps/{app}/state": {
             "get": _operation(
                 "The correction policy's state (query parameter user: one user's)",

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from ketch_gateway.control.supervisor import RestartPolicy, StartGate
 from ketch_gateway.metrics import Metrics
+from ketch_gateway.serving.discovery import DiscoverySettings
 from ketch_gateway.serving.replicas import Connect, connect_grpc
 
 __all__ = ["ServingContext"]
@@ -13,9 +14,10 @@ __all__ = ["ServingContext"]
 
 @dataclass(frozen=True)
 class ServingContext:
-    """The gateway's metrics, how managed wrappers start and restart, how a replica is reached."""
+    """How a gateway serves: metrics, wrappers' starts and restarts, reaching a replica, DNS."""
 
     metrics: Metrics = field(default_factory=Metrics)
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     connect: Connect = connect_grpc
     gate: StartGate = field(default_factory=StartGate)
+    discovery: DiscoverySettings = field(default_factory=DiscoverySettings)

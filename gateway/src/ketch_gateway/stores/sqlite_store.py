@@ -2,18 +2,22 @@
 
 Writes commit before the request that made them is answered; in WAL mode with
 ``synchronous=NORMAL`` a committed write survives the gateway's process dying.
+Nothing announces admin changes: several gateways share state through Redis.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import sqlite3
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from ketch_gateway.stores.contract import AdminChange, PolicyState, StateUpdate
+from ketch_gateway.stores.contract import AdminChange, ChangeInbox, PolicyState, StateUpdate
 
 __all__ = ["SqliteStateStore"]
 
@@ -50,8 +54,20 @@ CREATE TABLE IF NOT EXISTS queries (
 """
 
 
+class _Silence(ChangeInbox):
+    """No other gateway announces changes in a file of one gateway's."""
+
+    async def wait(self, timeout: float) -> bool:
+        """Nothing arrives: wait ``timeout`` seconds."""
+        await asyncio.sleep(timeout)
+        return False
+
+
 class SqliteStateStore:
     """State in one SQLite file (``:memory:`` for none)."""
+
+    unavailable_errors: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
+    """A file that cannot be read or written (disk I/O error, locked, gone)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -66,21 +82,46 @@ class SqliteStateStore:
         if "prediction" not in columns:  # a store written before predictions were recorded
             self._connection.execute("ALTER TABLE feedback ADD COLUMN prediction TEXT")
 
-    async def record_admin_change(self, operation: str, body: dict[str, Any]) -> None:
-        """Append one admin change to the log that a restart replays."""
+    async def ping(self) -> None:
+        """Return once the file answers a query."""
+        with self._lock:
+            self._connection.execute("SELECT 1").fetchone()
+
+    async def record_admin_change(self, operation: str, body: dict[str, Any]) -> int:
+        """Append one admin change to the log that a restart replays; the log's length."""
         with self._lock:
             self._connection.execute(
                 "INSERT INTO admin_changes (operation, body, made_at) VALUES (?, ?, ?)",
                 (operation, json.dumps(body), time.time()),
             )
+            return self._count()
 
-    async def admin_changes(self) -> list[AdminChange]:
-        """Every admin change, oldest first."""
+    async def admin_changes(self, start: int = 0) -> list[AdminChange]:
+        """The admin changes from the ``start``-th on, oldest first."""
         with self._lock:
             rows = self._connection.execute(
-                "SELECT operation, body FROM admin_changes ORDER BY id"
+                "SELECT operation, body FROM admin_changes ORDER BY id LIMIT -1 OFFSET ?",
+                (start,),
             ).fetchall()
         return [(operation, json.loads(body)) for operation, body in rows]
+
+    def _count(self) -> int:
+        return int(self._connection.execute("SELECT COUNT(*) FROM admin_changes").fetchone()[0])
+
+    async def admin_change_count(self) -> int:
+        """How many admin changes the log holds."""
+        with self._lock:
+            return self._count()
+
+    @contextlib.asynccontextmanager
+    async def admin_lock(self) -> AsyncIterator[None]:
+        """Nothing to hold off: one gateway's changes are serialized by the gateway itself."""
+        yield
+
+    @contextlib.asynccontextmanager
+    async def change_announcements(self) -> AsyncIterator[ChangeInbox]:
+        """An inbox where nothing arrives (the log is only polled)."""
+        yield _Silence()
 
     async def record_feedback(
         self,
