@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 __all__ = [
     "ApiError",
+    "BadGateway",
     "BadRequest",
     "Conflict",
     "Forbidden",
@@ -16,6 +17,7 @@ __all__ = [
     "PayloadTooLarge",
     "ServiceUnavailable",
     "Unauthorized",
+    "UnsupportedMediaType",
     "format_location",
     "status_for_wrapper_code",
 ]
@@ -98,6 +100,26 @@ class PayloadTooLarge(ApiError):
     status = 413
 
 
+class UnsupportedMediaType(ApiError):
+    """The body's Content-Type or Content-Encoding is not one the endpoint takes (415)."""
+
+    status = 415
+
+
+class BadGateway(ApiError):
+    """A wrapper failed a call (502); its own message goes to the log, not to the caller.
+
+    ``detail`` is the wrapper's message: it may name exceptions and values of the
+    model's process, which are the operator's business.
+    """
+
+    status = 502
+
+    def __init__(self, message: str, detail: str) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
 class ServiceUnavailable(ApiError):
     """No replica can answer now (503)."""
 
@@ -119,5 +141,5 @@ _STATUS_BY_WRAPPER_CODE = {
 
 
 def status_for_wrapper_code(code: str) -> type[ApiError]:
-    """The HTTP error for a wrapper's gRPC status; INTERNAL and the rest are 502-like 500s."""
-    return _STATUS_BY_WRAPPER_CODE.get(code, ApiError)
+    """The HTTP error for a wrapper's gRPC status; INTERNAL and the rest are 502s."""
+    return _STATUS_BY_WRAPPER_CODE.get(code, BadGateway)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ketch_gateway.errors import ApiError
+from ketch_gateway.errors import ApiError, BadGateway
 from ketch_gateway.gateway import Gateway
 from ketch_gateway.http.admin_api import admin_routes
 from ketch_gateway.http.apps_api import app_routes
@@ -26,8 +27,42 @@ __all__ = ["create_app"]
 _log = logging.getLogger(__name__)
 
 
+def _request_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def _internal_answer(request_id: str) -> Response:
+    """A 500 that says only that something went wrong, and where the log has it."""
+    return json_response(
+        {
+            "error": f"internal error; the gateway's log has it under request id {request_id}",
+            "request_id": request_id,
+        },
+        status=500,
+        headers={"X-Request-Id": request_id},
+    )
+
+
 async def _api_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, ApiError)
+    if error.status == 500:
+        request_id = _request_id()
+        _log.error(
+            "internal error %s on %s %s: %s", request_id, request.method, request.url.path, error
+        )
+        return _internal_answer(request_id)
+    if isinstance(error, BadGateway):
+        request_id = _request_id()
+        _log.warning("request %s: %s: %s", request_id, error.message, error.detail)
+        return json_response(
+            {
+                "error": f"{error.message}; the gateway's log has its message under "
+                f"request id {request_id}",
+                "request_id": request_id,
+            },
+            status=error.status,
+            headers={**error.headers, "X-Request-Id": request_id},
+        )
     return json_response({"error": error.message}, status=error.status, headers=error.headers)
 
 
@@ -42,8 +77,15 @@ async def _http_error(request: Request, error: Exception) -> Response:
 
 
 async def _internal_error(request: Request, error: Exception) -> Response:
-    _log.exception("internal error on %s %s", request.method, request.url.path, exc_info=error)
-    return json_response({"error": f"internal error: {type(error).__name__}: {error}"}, status=500)
+    request_id = _request_id()
+    _log.error(
+        "internal error %s on %s %s",
+        request_id,
+        request.method,
+        request.url.path,
+        exc_info=error,
+    )
+    return _internal_answer(request_id)
 
 
 async def _metrics(request: Request) -> Response:

@@ -64,6 +64,9 @@ async def predict(request: Request) -> Response:
         if ("input" in body) == ("inputs" in body):
             raise BadRequest('send one row as "input" or a list of rows as "inputs" (not both)')
         single = "input" in body
+        report = body.get("cache_report", False)
+        if not isinstance(report, bool):
+            raise BadRequest("cache_report: expected true or false")
         if single:
             rows = [body["input"]]
         else:
@@ -87,7 +90,7 @@ async def predict(request: Request) -> Response:
             result["models"] = answer.contributors
         if answer.confidence is not None:
             result["confidence"] = answer.confidence[0] if single else answer.confidence
-        if body.get("cache_report") is True:
+        if report:
             sources = answer.sources or ["uncached"] * len(rows)
             result["cache"] = sources[0] if single else sources
         return json_response(result)
@@ -108,7 +111,7 @@ async def feedback(request: Request) -> Response:
         try:
             feedback_id, prediction = await app.feedback(example)
         except InvalidValue as error:
-            raise error.within("input") from None
+            raise (error if error.location[:1] == ("label",) else error.within("input")) from None
         return json_response(
             {"recorded": True, "feedback_id": feedback_id, "prediction": prediction}
         )

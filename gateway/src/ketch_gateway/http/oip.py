@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ketch import InvalidInputError, TensorSpec, validate_inputs
+from ketch.range_parameters import range_parameters
 from ketch.version import __version__
 from ketch_gateway.errors import BadRequest, ServiceUnavailable
 from ketch_gateway.gateway import Gateway
@@ -68,7 +69,16 @@ async def model_metadata(request: Request) -> Response:
 
 
 def _tensor(spec: TensorSpec) -> dict[str, Any]:
-    return {"name": spec.name, "datatype": spec.datatype, "shape": list(spec.shape)}
+    """A tensor's metadata; bounded dimensions' ranges in ``parameters``, as the wrapper's."""
+    tensor: dict[str, Any] = {
+        "name": spec.name,
+        "datatype": spec.datatype,
+        "shape": list(spec.shape),
+    }
+    parameters = range_parameters(spec)
+    if parameters:
+        tensor["parameters"] = parameters
+    return tensor
 
 
 async def model_ready(request: Request) -> Response:

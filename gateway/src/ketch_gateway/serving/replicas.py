@@ -10,7 +10,12 @@ from typing import Protocol
 import numpy as np
 
 from ketch import AsyncWrapperClient, Capabilities, ModelMetadata, ObserveResult, WrapperCallError
-from ketch_gateway.errors import ApiError, ServiceUnavailable, status_for_wrapper_code
+from ketch_gateway.errors import (
+    ApiError,
+    BadGateway,
+    ServiceUnavailable,
+    status_for_wrapper_code,
+)
 
 __all__ = [
     "UNREACHABLE_CODES",
@@ -31,8 +36,8 @@ UNREACHABLE_CODES = frozenset({"UNAVAILABLE", "UNKNOWN"})
 def wrapper_error(label: str, error: WrapperCallError) -> ApiError:
     """The HTTP error for a failed wrapper call, keeping the wrapper's message."""
     kind = status_for_wrapper_code(error.code)
-    if kind is ApiError:
-        return ApiError(f"{label} failed: {error.code}: {error.message}")
+    if kind is BadGateway:
+        return BadGateway(f"{label} failed in its wrapper ({error.code})", error.message)
     return kind(error.message)
 
 
