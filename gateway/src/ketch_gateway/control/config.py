@@ -18,6 +18,19 @@ from typing import Any, Final
 
 from ketch import installed_plugins
 from ketch_gateway.control.config_reader import ConfigError, Reader
+from ketch_gateway.control.security_config import (
+    DEFAULT_USER_STATE_TTL_S,
+    LIMIT_KEYS,
+    CorsConfig,
+    ServerLimits,
+    TlsConfig,
+    WrapperTlsConfig,
+    read_api_keys,
+    read_cors,
+    read_server_limits,
+    read_tls,
+    read_wrapper_tls,
+)
 from ketch_gateway.control.toml_lines import TomlLines
 from ketch_gateway.correction.registry import PASS_THROUGH, POLICIES, TASKS
 from ketch_gateway.stores.contract import is_redis_location
@@ -166,6 +179,8 @@ class AppConfig:
     straggler_mitigation: bool = True
     forward_feedback: bool = False
     policy_options: Mapping[str, float] = field(default_factory=dict)
+    api_keys: tuple[str, ...] = ()
+    """When any are given, predict and feedback need ``Authorization: Bearer <one of them>``."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +194,12 @@ class GatewaySettings:
     state: str = "ketch-state.sqlite"
     """A SQLite file, or a Redis URL (``redis://``, ``rediss://``, ``unix://``)."""
     log_level: str = "info"
+    limits: ServerLimits = field(default_factory=ServerLimits)
+    user_state_ttl_s: float | None = DEFAULT_USER_STATE_TTL_S
+    """Per-user policy state untouched by feedback for this long is forgotten (None: never)."""
+    cors: CorsConfig | None = None
+    tls: TlsConfig | None = None
+    wrapper_tls: WrapperTlsConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -378,6 +399,8 @@ def read_app(reader: Reader, models: Mapping[str, ModelConfig] | None = None) ->
             "straggler_mitigation",
             "forward_feedback",
             "policy_options",
+            "api_keys",
+            "api_keys_env",
         },
         {"name", "models", "latency_objective_ms"},
     )
@@ -415,6 +438,7 @@ def read_app(reader: Reader, models: Mapping[str, ModelConfig] | None = None) ->
         straggler_mitigation=reader.boolean("straggler_mitigation", True),
         forward_feedback=reader.boolean("forward_feedback", False),
         policy_options=_policy_options(reader, policy),
+        api_keys=read_api_keys(reader),
     )
 
 
@@ -442,6 +466,8 @@ def state_location(state: str, base: Path) -> str:
 def _settings(reader: Reader, base: Path) -> GatewaySettings:
     reader.check_keys(
         {"host", "port", "max_body_bytes", "admin_token", "admin_token_env", "state", "log_level"}
+        | LIMIT_KEYS
+        | {"user_state_ttl_s", "cors", "tls", "wrapper_tls"}
     )
     variable = reader.string("admin_token_env", DEFAULT_ADMIN_TOKEN_VARIABLE)
     token = reader.optional_string("admin_token") or os.environ.get(variable) or None
@@ -456,7 +482,19 @@ def _settings(reader: Reader, base: Path) -> GatewaySettings:
         admin_token=token,
         state=state_location(state, base),
         log_level=reader.string("log_level", "info").lower(),
+        limits=read_server_limits(reader),
+        user_state_ttl_s=_user_state_ttl(reader),
+        cors=read_cors(reader.child("cors")) if "cors" in reader.data else None,
+        tls=read_tls(reader.child("tls"), base) if "tls" in reader.data else None,
+        wrapper_tls=read_wrapper_tls(reader.child("wrapper_tls"), base)
+        if "wrapper_tls" in reader.data
+        else None,
     )
+
+
+def _user_state_ttl(reader: Reader) -> float | None:
+    ttl = reader.number("user_state_ttl_s", DEFAULT_USER_STATE_TTL_S, minimum=0, inclusive=True)
+    return ttl or None
 
 
 def _unique(reader: Reader, key: str, names: list[str], what: str) -> None:

@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -18,6 +20,7 @@ from ketch_gateway.gateway import Gateway
 from ketch_gateway.http.admin_api import admin_routes
 from ketch_gateway.http.apps_api import app_routes
 from ketch_gateway.http.bodies import json_response
+from ketch_gateway.http.content_coding import ResponseCompression
 from ketch_gateway.http.oip import oip_routes
 from ketch_gateway.http.openapi import openapi_document
 from ketch_gateway.metrics import CONTENT_TYPE
@@ -25,6 +28,14 @@ from ketch_gateway.metrics import CONTENT_TYPE
 __all__ = ["create_app"]
 
 _log = logging.getLogger(__name__)
+
+CORS_REQUEST_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "Content-Encoding",
+    "Inference-Header-Content-Length",
+]
+CORS_RESPONSE_HEADERS = ["Inference-Header-Content-Length", "Retry-After", "X-Request-Id"]
 
 
 def _request_id() -> str:
@@ -97,6 +108,26 @@ async def _openapi(request: Request) -> Response:
     return json_response(openapi_document())
 
 
+def _middleware(gateway: Gateway) -> list[Middleware]:
+    """Compression of answers, and CORS when the configuration lists origins."""
+    layers = [Middleware(ResponseCompression)]
+    cors = gateway.settings.cors
+    if cors is not None:
+        layers.insert(
+            0,
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(cors.allow_origins),
+                allow_methods=["GET", "POST", "PUT", "DELETE"],
+                allow_headers=CORS_REQUEST_HEADERS,
+                expose_headers=CORS_RESPONSE_HEADERS,
+                allow_credentials=cors.allow_credentials,
+                max_age=cors.max_age_s,
+            ),
+        )
+    return layers
+
+
 def create_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
     """The application serving ``gateway``.
 
@@ -128,6 +159,7 @@ def create_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
+        middleware=_middleware(gateway),
         lifespan=lifespan,
         exception_handlers={
             ApiError: _api_error,

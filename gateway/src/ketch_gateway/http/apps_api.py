@@ -13,6 +13,7 @@ from ketch_gateway.correction.app import App
 from ketch_gateway.correction.queries import Feedback, Query
 from ketch_gateway.errors import BadRequest, InvalidValue
 from ketch_gateway.gateway import Gateway
+from ketch_gateway.http.api_keys import require_api_key
 from ketch_gateway.http.bodies import json_response, read_json_object
 from ketch_gateway.metrics import bounded_target
 
@@ -46,6 +47,7 @@ async def _read(
     request: Request, gateway: Gateway, allowed: set[str]
 ) -> tuple[App, dict[str, Any]]:
     app = gateway.apps.find(request.path_params["app"])
+    require_api_key(request, app.config.api_keys, app.name)
     body = await read_json_object(request, gateway.settings.max_body_bytes)
     _check_keys(body, allowed)
     return app, body

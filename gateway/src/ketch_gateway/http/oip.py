@@ -13,7 +13,7 @@ from ketch.range_parameters import range_parameters
 from ketch.version import __version__
 from ketch_gateway.errors import BadRequest, ServiceUnavailable
 from ketch_gateway.gateway import Gateway
-from ketch_gateway.http.bodies import json_response, read_body
+from ketch_gateway.http.bodies import INFER_BODY, json_response, read_body
 from ketch_gateway.http.oip_codec import HEADER_LENGTH, encode_infer_response, parse_infer_request
 from ketch_gateway.metrics import bounded_target
 
@@ -103,7 +103,7 @@ async def _infer(
 ) -> Response:
     model = gateway.models.find(name)
     version = model.version(version_name)
-    body = await read_body(request, gateway.settings.max_body_bytes)
+    body = await read_body(request, gateway.settings.max_body_bytes, INFER_BODY)
     parsed = parse_infer_request(body, request.headers.get(HEADER_LENGTH))
     signature = await version.require_signature()
     try:
