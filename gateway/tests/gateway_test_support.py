@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket as stdlib_socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -91,6 +92,16 @@ def metric(gateway: str | httpx.Client, name: str, **labels: str) -> float:
     return total
 
 
+def _accepts(path: Path) -> bool:
+    """Whether a server accepts connections on the Unix socket at ``path``."""
+    with stdlib_socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
 @contextlib.contextmanager
 def redis_server(folder: Path) -> Iterator[str]:
     """A real Redis server on a Unix socket in ``folder``; its URL.
@@ -125,7 +136,7 @@ def redis_server(folder: Path) -> Iterator[str]:
     )
     try:
         deadline = time.monotonic() + 10
-        while not socket.exists():
+        while not _accepts(socket):  # the file appears before redis-server listens on it
             if time.monotonic() > deadline or process.poll() is not None:
                 raise RuntimeError("redis-server did not start")
             time.sleep(0.01)

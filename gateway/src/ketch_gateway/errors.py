@@ -15,6 +15,7 @@ __all__ = [
     "Location",
     "NotFound",
     "PayloadTooLarge",
+    "RequestTimeout",
     "ServiceUnavailable",
     "Unauthorized",
     "UnsupportedMediaType",
@@ -92,6 +93,12 @@ class Conflict(ApiError):
     """The change contradicts the current state, such as removing a linked model (409)."""
 
     status = 409
+
+
+class RequestTimeout(ApiError):
+    """The request's body did not arrive in time (408)."""
+
+    status = 408
 
 
 class PayloadTooLarge(ApiError):

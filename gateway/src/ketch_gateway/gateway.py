@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from pathlib import Path
 from typing import Any
 
+from ketch import ClientTls
 from ketch_gateway.catalog import Catalog
 from ketch_gateway.control.admin import ADMIN_OPERATIONS, as_recorded
-from ketch_gateway.control.config import AppConfig, GatewayConfig, ModelConfig
+from ketch_gateway.control.config import AppConfig, GatewayConfig, GatewaySettings, ModelConfig
 from ketch_gateway.control.config_reader import ConfigError
 from ketch_gateway.control.supervisor import RestartPolicy
 from ketch_gateway.correction.app import App
@@ -33,6 +35,15 @@ _log = logging.getLogger(__name__)
 
 PROBE_INTERVAL_S = 1.0
 DEFAULT_BATCH_OBJECTIVE_S = 0.02
+
+
+def _with_tls(connect: Connect, settings: GatewaySettings) -> Connect:
+    """How replicas at configured addresses are reached: over TLS when ``wrapper_tls`` is set."""
+    tls = settings.wrapper_tls
+    if tls is None or connect is not connect_grpc:
+        return connect
+    client_tls = ClientTls(tls.ca, tls.certificate, tls.key, tls.server_name)
+    return functools.partial(connect_grpc, tls=client_tls)
 
 
 class Gateway:
@@ -54,11 +65,15 @@ class Gateway:
         self.settings = config.settings
         self.base = config.source.resolve().parent if config.source else Path.cwd()
         self.metrics = Metrics()
-        self.serving = ServingContext(self.metrics, restart or RestartPolicy(), connect)
+        self.serving = ServingContext(
+            self.metrics, restart or RestartPolicy(), _with_tls(connect, self.settings), connect
+        )
         self.models: Catalog[Model] = Catalog("model")
         for model in config.models:
             self.models.add(model.name, self.new_model(model))
-        self.store: StateStore = open_store(self.settings.state)
+        self.store: StateStore = open_store(
+            self.settings.state, user_state_ttl_s=self.settings.user_state_ttl_s
+        )
         self.apps: Catalog[App] = Catalog("app")
         for app in config.apps:
             self.apps.add(app.name, self.new_app(app))

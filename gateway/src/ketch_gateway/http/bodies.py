@@ -19,10 +19,15 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from ketch_gateway.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from ketch_gateway.errors import (
+    BadRequest,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMediaType,
+)
 from ketch_gateway.http.content_coding import Inflater, request_coding
 
 __all__ = [
@@ -75,11 +80,14 @@ async def read_body(request: Request, limit: int, types: BodyTypes = JSON_BODY) 
         raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit}")
     chunks = []
     received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > limit:
-            raise PayloadTooLarge(f"the body is over the limit of {limit} bytes")
-        chunks.append(inflater.feed(chunk))
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                raise PayloadTooLarge(f"the body is over the limit of {limit} bytes")
+            chunks.append(inflater.feed(chunk))
+    except ClientDisconnect:  # gone, or cut off by the read timeout: no one hears the answer
+        raise RequestTimeout("the body did not arrive") from None
     chunks.append(inflater.finish())
     return b"".join(chunks)
 

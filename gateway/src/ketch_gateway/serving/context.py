@@ -13,8 +13,14 @@ __all__ = ["ServingContext"]
 
 @dataclass(frozen=True)
 class ServingContext:
-    """The gateway's metrics, how its managed wrappers restart, and how it reaches a replica."""
+    """The gateway's metrics, how its managed wrappers restart, and how it reaches a replica.
+
+    ``connect`` reaches replicas at configured addresses (with TLS when the gateway
+    is told to use it); ``connect_managed`` the wrappers it started itself, which
+    listen on the loopback interface.
+    """
 
     metrics: Metrics = field(default_factory=Metrics)
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     connect: Connect = connect_grpc
+    connect_managed: Connect = connect_grpc

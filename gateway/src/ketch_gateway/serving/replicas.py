@@ -9,7 +9,14 @@ from typing import Protocol
 
 import numpy as np
 
-from ketch import AsyncWrapperClient, Capabilities, ModelMetadata, ObserveResult, WrapperCallError
+from ketch import (
+    AsyncWrapperClient,
+    Capabilities,
+    ClientTls,
+    ModelMetadata,
+    ObserveResult,
+    WrapperCallError,
+)
 from ketch_gateway.errors import (
     ApiError,
     BadGateway,
@@ -92,9 +99,9 @@ Connect = Callable[[str], ReplicaClient]
 """How the gateway reaches the replica at an address."""
 
 
-def connect_grpc(address: str) -> ReplicaClient:
-    """A gRPC channel to the wrapper at ``address``; each call sets its own timeout."""
-    return AsyncWrapperClient(address, timeout=None)
+def connect_grpc(address: str, tls: ClientTls | None = None) -> ReplicaClient:
+    """A gRPC channel to the wrapper at ``address`` (TLS with ``tls``); calls set their timeout."""
+    return AsyncWrapperClient(address, timeout=None, tls=tls)
 
 
 class Replica:
