@@ -181,3 +181,23 @@ classes = 10
 default_output = -1
 {extra}
 """
+
+
+def digits_at(address: str, *, gateway: str = "", apps: str | None = None) -> str:
+    """A configuration: ``[gateway]`` settings, the digits model at ``address``, and apps.
+
+    Without ``apps``, one app called ``digits`` over the model.
+    """
+    if apps is None:
+        apps = '[[apps]]\nname = "digits"\nmodels = ["digits"]\nlatency_objective_ms = 5000\n'
+    return f"""
+[gateway]
+{gateway}
+
+[[models]]
+name = "digits"
+  [[models.versions]]
+  version = "1"
+  addresses = ["{address}"]
+
+{apps}"""

@@ -68,6 +68,7 @@ class _LimitedProtocol(HttpToolsProtocol):
         self._head_too_large = False
         self._read_timer: asyncio.TimerHandle | None = None
         self._refused = False
+        self._awaiting_body = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Count the connection; refuse it past the cap, else start the clock on its request."""
@@ -118,8 +119,14 @@ class _LimitedProtocol(HttpToolsProtocol):
         self._count(len(name) + len(value) + 4)
         super().on_header(name, value)
 
+    def on_headers_complete(self) -> None:
+        """The head is in; the clock runs on until the body is."""
+        self._awaiting_body = True
+        super().on_headers_complete()
+
     def on_message_complete(self) -> None:
         """The request is in: stop its clock."""
+        self._awaiting_body = False
         self._stop_read_timer()
         super().on_message_complete()
 
@@ -142,21 +149,22 @@ class _LimitedProtocol(HttpToolsProtocol):
 
     def _read_timed_out(self) -> None:
         self._read_timer = None
+        cycle = self.cycle
+        if self._awaiting_body and cycle is not None:  # the app is waiting for the body
+            if cycle.response_started:  # and has answered already: nothing more to say
+                self._refused = True
+                self.transport.close()
+                return
+            cycle.disconnected = True
+            cycle.message_event.set()
         self._refuse(
             408, f"the request did not arrive within {self.limits.read_timeout_s:g} seconds"
         )
 
     def _refuse(self, status: int, message: str) -> None:
-        """Answer ``status`` with ``{"error": message}`` and close, whatever was under way."""
+        """Answer ``status`` with ``{"error": message}`` and close the connection."""
         self._refused = True
         self._stop_read_timer()
-        cycle = self.cycle
-        if cycle is not None and not cycle.response_complete:
-            if cycle.response_started:  # too late for another answer: just close
-                self.transport.close()
-                return
-            cycle.disconnected = True
-            cycle.message_event.set()
         if self.transport.is_closing():
             return
         body = json.dumps({"error": message}).encode()
