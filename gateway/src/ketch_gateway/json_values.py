@@ -146,8 +146,24 @@ def _text(value: object) -> object:
     return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
 
 
+def _finite_or_named(array: np.ndarray) -> np.ndarray:
+    """Non-finite floats as the strings protobuf's JSON mapping uses, since JSON has none."""
+    if array.dtype.kind != "f" or np.isfinite(array).all():
+        return array
+    named = array.astype(object)
+    named[np.isnan(array)] = "NaN"
+    named[np.isposinf(array)] = "Infinity"
+    named[np.isneginf(array)] = "-Infinity"
+    return named
+
+
 def json_from_array(array: np.ndarray, flat: bool = True) -> Any:
-    """The array as JSON values: flat row-major by default; bytes become UTF-8 text."""
+    """The array as JSON values: flat row-major by default; bytes become UTF-8 text.
+
+    NaN and infinities, which JSON cannot hold, become ``"NaN"``, ``"Infinity"`` and
+    ``"-Infinity"``, as in protobuf's JSON mapping (the protocol's gRPC messages).
+    """
+    array = _finite_or_named(array)
     source = array.reshape(-1) if flat else array
     if array.dtype == object:
         if flat:

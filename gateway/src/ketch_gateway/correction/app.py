@@ -18,7 +18,13 @@ from ketch_gateway.correction.labels import check_label_size
 from ketch_gateway.correction.queries import AppAnswer, Feedback, Query
 from ketch_gateway.correction.registry import POLICIES
 from ketch_gateway.correction.rows import inputs_from_rows, rows_from_outputs
-from ketch_gateway.errors import ApiError, GatewayTimeout, InvalidValue, ServiceUnavailable
+from ketch_gateway.errors import (
+    ApiError,
+    Conflict,
+    GatewayTimeout,
+    InvalidValue,
+    ServiceUnavailable,
+)
 from ketch_gateway.serving.models import Model, ModelVersion
 from ketch_gateway.stores.contract import StateStore
 
@@ -56,7 +62,7 @@ class App:
     def _first_model(self) -> str:
         """The model that answers alone under the pass-through policy."""
         if not self.linked:
-            raise ServiceUnavailable("the app has no linked model")
+            raise Conflict(f"app {self.name!r} has no linked model; link one first")
         return self.linked[0]
 
     def _fallback(self, rows: int, query_id: str, reason: str, model: str | None) -> AppAnswer:

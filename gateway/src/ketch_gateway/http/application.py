@@ -13,7 +13,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from ketch_gateway.errors import ApiError, BadGateway
 from ketch_gateway.gateway import Gateway
@@ -22,7 +22,7 @@ from ketch_gateway.http.apps_api import app_routes
 from ketch_gateway.http.bodies import json_response
 from ketch_gateway.http.content_coding import ResponseCompression
 from ketch_gateway.http.oip import oip_routes
-from ketch_gateway.http.openapi import openapi_document
+from ketch_gateway.http.openapi import gateway_paths, openapi_document
 from ketch_gateway.metrics import CONTENT_TYPE
 
 __all__ = ["create_app"]
@@ -84,7 +84,19 @@ async def _http_error(request: Request, error: Exception) -> Response:
         message = f"no such endpoint: {request.method} {request.url.path}"
     elif error.status_code == 405:
         message = f"{request.method} is not allowed on {request.url.path}"
+        return json_response(
+            {"error": message}, status=405, headers={"Allow": _allowed_methods(request)}
+        )
     return json_response({"error": message}, status=error.status_code, headers=error.headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route takes at the request's path (routes are one per method)."""
+    allowed: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.matches(request.scope)[0] is not Match.NONE:
+            allowed |= route.methods or set()
+    return ", ".join(sorted(allowed))
 
 
 async def _internal_error(request: Request, error: Exception) -> Response:
@@ -105,7 +117,8 @@ async def _metrics(request: Request) -> Response:
 
 
 async def _openapi(request: Request) -> Response:
-    return json_response(openapi_document())
+    gateway: Gateway = request.app.state.gateway
+    return json_response(openapi_document(await gateway_paths(gateway)))
 
 
 def _middleware(gateway: Gateway) -> list[Middleware]:
