@@ -17,7 +17,9 @@ __all__ = [
     "PayloadTooLarge",
     "RequestTimeout",
     "ServiceUnavailable",
+    "TooManyRequests",
     "Unauthorized",
+    "UnprocessableContent",
     "UnsupportedMediaType",
     "format_location",
     "status_for_wrapper_code",
@@ -113,16 +115,30 @@ class UnsupportedMediaType(ApiError):
     status = 415
 
 
-class BadGateway(ApiError):
-    """A wrapper failed a call (502); its own message goes to the log, not to the caller.
+class UnprocessableContent(ApiError):
+    """What the request names cannot be used, such as a model its wrapper cannot load (422)."""
 
-    ``detail`` is the wrapper's message: it may name exceptions and values of the
-    model's process, which are the operator's business.
+    status = 422
+
+
+class TooManyRequests(ApiError):
+    """The client must wait before asking again: ``Retry-After`` says how long (429)."""
+
+    status = 429
+
+
+class BadGateway(ApiError):
+    """A wrapper failed in a way that is not the request's fault (502).
+
+    ``detail``, when given, is the wrapper's own message for a model call: it may name
+    exceptions and values of the model's process, which are the operator's business,
+    so it goes to the log, not to the caller. Without it, ``message`` is all there is
+    (an admin add that failed answers the wrapper's start error to the admin).
     """
 
     status = 502
 
-    def __init__(self, message: str, detail: str) -> None:
+    def __init__(self, message: str, detail: str | None = None) -> None:
         super().__init__(message)
         self.detail = detail
 

@@ -62,7 +62,7 @@ async def _api_error(request: Request, error: Exception) -> Response:
             "internal error %s on %s %s: %s", request_id, request.method, request.url.path, error
         )
         return _internal_answer(request_id)
-    if isinstance(error, BadGateway):
+    if isinstance(error, BadGateway) and error.detail is not None:
         request_id = _request_id()
         _log.warning("request %s: %s: %s", request_id, error.message, error.detail)
         return json_response(

@@ -79,7 +79,7 @@ def _operation(
         operation["responses"].update({str(code): _ERROR for code in _BODY_ERRORS})
     if admin:
         operation["security"] = [{"bearer": []}]
-        operation["responses"].update({"401": _ERROR, "403": _ERROR})
+        operation["responses"].update({"401": _ERROR, "403": _ERROR, "429": _ERROR})
     return operation
 
 
@@ -254,14 +254,24 @@ def openapi_document(own_paths: dict[str, Any] | None = None) -> dict[str, Any]:
         "/admin/models": {
             "get": _operation("List models", tag="admin", admin=True, errors=()),
             "post": _operation(
-                "Add a model", tag="admin", body=_ref("Model"), admin=True, errors=(400, 409)
+                "Add a model (422 or 502 with the wrapper's error when one does not start)",
+                tag="admin",
+                body=_ref("Model"),
+                admin=True,
+                errors=(400, 409, 422, 502),
             ),
         },
         "/admin/models/{model}": {
             "delete": _operation("Remove a model", tag="admin", admin=True, errors=(404, 409))
         },
         "/admin/models/{model}/versions": {
-            "post": _operation("Add a version", tag="admin", body=_ref("Version"), admin=True)
+            "post": _operation(
+                "Add a version (422 or 502 with the wrapper's error when one does not start)",
+                tag="admin",
+                body=_ref("Version"),
+                admin=True,
+                errors=(400, 404, 409, 422, 502),
+            )
         },
         "/admin/models/{model}/version": {
             "put": _operation(
@@ -280,10 +290,11 @@ def openapi_document(own_paths: dict[str, Any] | None = None) -> dict[str, Any]:
                 errors=(400, 404, 409),
             ),
             "put": _operation(
-                "Run N managed replicas",
+                "Run N managed replicas (at most [admin] max_replicas)",
                 tag="admin",
                 body=_one("count", {"type": "integer", "minimum": 0}),
                 admin=True,
+                errors=(400, 404, 422, 502),
             ),
         },
         replicas + "/{address}": {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ketch_gateway.control.supervisor import RestartPolicy
+from ketch_gateway.control.supervisor import RestartPolicy, StartGate
 from ketch_gateway.metrics import Metrics
 from ketch_gateway.serving.replicas import Connect, connect_grpc
 
@@ -13,7 +13,7 @@ __all__ = ["ServingContext"]
 
 @dataclass(frozen=True)
 class ServingContext:
-    """The gateway's metrics, how its managed wrappers restart, and how it reaches a replica.
+    """The gateway's metrics, how managed wrappers start and restart, how a replica is reached.
 
     ``connect`` reaches replicas at configured addresses (with TLS when the gateway
     is told to use it); ``connect_managed`` the wrappers it started itself, which
@@ -23,4 +23,5 @@ class ServingContext:
     metrics: Metrics = field(default_factory=Metrics)
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     connect: Connect = connect_grpc
+    gate: StartGate = field(default_factory=StartGate)
     connect_managed: Connect = connect_grpc
