@@ -18,6 +18,7 @@ from ketch_gateway.errors import ApiError
 from ketch_gateway.gateway import Gateway
 from ketch_gateway.http.openapi_models import feedback_body, infer_body, predict_body
 from ketch_gateway.metrics import CONTENT_TYPE
+from ketch_gateway.serving.models import ModelVersion
 
 __all__ = ["gateway_paths", "openapi_document"]
 
@@ -349,11 +350,35 @@ def openapi_document(own_paths: dict[str, Any] | None = None) -> dict[str, Any]:
     }
 
 
-async def _signature(gateway: Gateway, model: str) -> Signature | None:
+async def _signature(version: ModelVersion) -> Signature | None:
+    """The version's signature; None while no replica has told it."""
     try:
-        return await gateway.models.find(model).version().require_signature()
+        return await version.require_signature()
     except ApiError:
         return None
+
+
+async def _current_signature(gateway: Gateway, model: str) -> Signature | None:
+    """The signature of the model's current version; None while unknown."""
+    try:
+        version = gateway.models.find(model).version()
+    except ApiError:
+        return None
+    return await _signature(version)
+
+
+def _infer_path(label: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The path item of one model's (or version's) inference, with the rows it takes."""
+    return {
+        "post": _operation(
+            f"Inference with model {label}",
+            tag="inference",
+            body=body,
+            answer=_ref("InferResponse"),
+            errors=_INFER_ERRORS,
+            binary_answer=True,
+        )
+    }
 
 
 async def gateway_paths(gateway: Gateway) -> dict[str, Any]:
@@ -364,7 +389,7 @@ async def gateway_paths(gateway: Gateway) -> dict[str, Any]:
     """
     paths: dict[str, Any] = {}
     for app in gateway.apps.values():
-        signature = await _signature(gateway, app.linked[0]) if app.linked else None
+        signature = await _current_signature(gateway, app.linked[0]) if app.linked else None
         if signature is None:
             continue
         config = app.config
@@ -386,17 +411,14 @@ async def gateway_paths(gateway: Gateway) -> dict[str, Any]:
             )
         }
     for model in gateway.models.values():
-        signature = await _signature(gateway, model.name)
+        signature = await _current_signature(gateway, model.name)
         body = infer_body(signature) if signature is not None else None
         if body is not None:
-            paths[f"/v2/models/{model.name}/infer"] = {
-                "post": _operation(
-                    f"Inference with model {model.name!r}",
-                    tag="inference",
-                    body=body,
-                    answer=_ref("InferResponse"),
-                    errors=_INFER_ERRORS,
-                    binary_answer=True,
-                )
-            }
+            paths[f"/v2/models/{model.name}/infer"] = _infer_path(repr(model.name), body)
+        for name, version in model.versions.items():
+            signature = await _signature(version)
+            body = infer_body(signature) if signature is not None else None
+            if body is not None:
+                label = f"{model.name!r} version {name!r}"
+                paths[f"/v2/models/{model.name}/versions/{name}/infer"] = _infer_path(label, body)
     return paths
