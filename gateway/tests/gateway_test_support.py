@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket as stdlib_socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -81,6 +82,16 @@ def metric(gateway: str | httpx.Client, name: str, **labels: str) -> float:
     return total
 
 
+def _accepts(path: Path) -> bool:
+    """Whether a server accepts connections on the Unix socket at ``path``."""
+    with stdlib_socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
 class RedisServer:
     """A real Redis server on a Unix socket in ``folder``, that a test can freeze or stop.
 
@@ -121,7 +132,7 @@ class RedisServer:
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
         deadline = time.monotonic() + 10
-        while not self.socket.exists():
+        while not _accepts(self.socket):  # the file appears before redis-server listens
             if time.monotonic() > deadline or self.process.poll() is not None:
                 raise RuntimeError("redis-server did not start")
             time.sleep(0.01)
@@ -236,3 +247,23 @@ name = "digits"
 models = ["digits"]
 latency_objective_ms = 5000
 {extra}"""
+
+
+def digits_at(address: str, *, gateway: str = "", apps: str | None = None) -> str:
+    """A configuration: ``[gateway]`` settings, the digits model at ``address``, and apps.
+
+    Without ``apps``, one app called ``digits`` over the model.
+    """
+    if apps is None:
+        apps = '[[apps]]\nname = "digits"\nmodels = ["digits"]\nlatency_objective_ms = 5000\n'
+    return f"""
+[gateway]
+{gateway}
+
+[[models]]
+name = "digits"
+  [[models.versions]]
+  version = "1"
+  addresses = ["{address}"]
+
+{apps}"""

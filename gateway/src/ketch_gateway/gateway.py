@@ -11,17 +11,19 @@ change that no longer applies (its model left the file) is skipped with a warnin
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from pathlib import Path
 from typing import Any, Final
 
+from ketch import ClientTls
 from ketch_gateway.background import cancel_and_wait
 from ketch_gateway.catalog import Catalog
 from ketch_gateway.control.admin import ADMIN_OPERATIONS, as_recorded
 from ketch_gateway.control.admin_sync import AdminFollower
 from ketch_gateway.control.auth_throttle import AuthThrottle
-from ketch_gateway.control.config import AppConfig, GatewayConfig, ModelConfig
+from ketch_gateway.control.config import AppConfig, GatewayConfig, GatewaySettings, ModelConfig
 from ketch_gateway.control.config_reader import ConfigError
 from ketch_gateway.control.supervisor import RestartPolicy, StartGate
 from ketch_gateway.correction.app import App
@@ -43,6 +45,15 @@ DEFAULT_BATCH_OBJECTIVE_S: Final = 0.02
 STORE_WAIT_S: Final = 60.0
 """How long start-up waits for the state store to answer before giving up."""
 STORE_WAIT_REPORT_S: Final = 5.0
+
+
+def _with_tls(connect: Connect, settings: GatewaySettings) -> Connect:
+    """How replicas at configured addresses are reached: over TLS when ``wrapper_tls`` is set."""
+    tls = settings.wrapper_tls
+    if tls is None or connect is not connect_grpc:
+        return connect
+    client_tls = ClientTls(tls.ca, tls.certificate, tls.key, tls.server_name)
+    return functools.partial(connect_grpc, tls=client_tls)
 
 
 class Gateway:
@@ -69,12 +80,20 @@ class Gateway:
         gate = StartGate(wrappers.environment(), wrappers.max_starting)
         discovery = DiscoverySettings(self.settings.resolve_every_s, self.settings.strict_dns)
         self.serving = ServingContext(
-            self.metrics, restart or RestartPolicy(), connect, gate, discovery
+            self.metrics,
+            restart or RestartPolicy(),
+            _with_tls(connect, self.settings),
+            gate,
+            discovery,
+            connect_managed=connect,
         )
         self.models: Catalog[Model] = Catalog("model")
         for model in config.models:
             self.models.add(model.name, self.new_model(model))
-        self.store = GuardedStore(open_store(self.settings.state), self.metrics)
+        self.store = GuardedStore(
+            open_store(self.settings.state, user_state_ttl_s=self.settings.user_state_ttl_s),
+            self.metrics,
+        )
         self.apps: Catalog[App] = Catalog("app")
         for app in config.apps:
             self.apps.add(app.name, self.new_app(app))

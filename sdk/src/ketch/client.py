@@ -24,6 +24,7 @@ from ketch.proto import grpc_service_pb2 as pb
 from ketch.proto import ketch_observe_pb2 as observe_pb
 from ketch.range_parameters import parameter_values, ranges_from_parameters
 from ketch.signature import Capabilities, LabelSpec, TensorSpec, Tolerance
+from ketch.tls import ClientTls
 from ketch.wire import infer_request, response_arrays, tensor_header
 
 __all__ = [
@@ -135,13 +136,14 @@ ChannelOptions = Sequence[tuple[str, int | str]]
 
 
 def _channel_options(
-    max_message_bytes: int, extra: ChannelOptions = ()
-) -> list[tuple[str, int | str]]:
-    return [
+    max_message_bytes: int, tls: ClientTls | None, extra: ChannelOptions = ()
+) -> list[tuple[str, Any]]:
+    options: list[tuple[str, Any]] = [
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
         *extra,
     ]
+    return options + (tls.channel_options() if tls else [])
 
 
 class WrapperClient:
@@ -149,6 +151,7 @@ class WrapperClient:
 
     :param model: the model to call when a method is not told another.
     :param timeout: seconds before a call gives up (DEADLINE_EXCEEDED), or None.
+    :param tls: TLS for a wrapper that serves it (see ``ketch serve --tls-certificate``).
     """
 
     def __init__(
@@ -158,11 +161,16 @@ class WrapperClient:
         model: str = "",
         timeout: float | None = 30.0,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        tls: ClientTls | None = None,
     ) -> None:
         self.address = address
         self.model = model
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(address, options=_channel_options(max_message_bytes))
+        options = _channel_options(max_message_bytes, tls)
+        if tls is None:
+            self._channel = grpc.insecure_channel(address, options=options)
+        else:
+            self._channel = grpc.secure_channel(address, tls.credentials(), options=options)
         self._stubs: dict[str, Any] = {}
 
     def _call(
@@ -310,13 +318,16 @@ class AsyncWrapperClient:
         timeout: float | None = 30.0,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         channel_options: ChannelOptions = (),
+        tls: ClientTls | None = None,
     ) -> None:
         self.address = address
         self.model = model
         self.timeout = timeout
-        self._channel = grpc.aio.insecure_channel(
-            address, options=_channel_options(max_message_bytes, channel_options)
-        )
+        options = _channel_options(max_message_bytes, tls, channel_options)
+        if tls is None:
+            self._channel = grpc.aio.insecure_channel(address, options=options)
+        else:
+            self._channel = grpc.aio.secure_channel(address, tls.credentials(), options=options)
         self._stubs: dict[str, Any] = {}
 
     async def _call(

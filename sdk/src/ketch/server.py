@@ -32,6 +32,7 @@ from ketch.proto import grpc_service_pb2 as pb
 from ketch.proto import ketch_observe_pb2 as observe_pb
 from ketch.range_parameters import fill_parameters, range_parameters
 from ketch.runtime import ModelRuntime
+from ketch.tls import ServerTls
 from ketch.version import __version__
 from ketch.wire import decode_tensors, infer_response
 
@@ -264,6 +265,8 @@ class WrapperServer:
     :param max_batch: an upper bound on rows per call, on top of the plugin's own.
     :param workers: threads that run calls; more calls than this wait their turn.
     :param max_message_bytes: the largest request or response accepted.
+    :param tls: serve TLS with this certificate and key (and require client
+        certificates when it names a client CA); plaintext without it.
     """
 
     def __init__(
@@ -276,8 +279,10 @@ class WrapperServer:
         max_batch: int | None = None,
         workers: int = 16,
         max_message_bytes: int = 256 * 1024 * 1024,
+        tls: ServerTls | None = None,
     ) -> None:
         self.framework = framework
+        self.tls = tls
         self.spec = spec
         self.host = host
         self.requested_port = port
@@ -316,7 +321,10 @@ class WrapperServer:
         """Bind the port and start answering liveness; return the address."""
         wanted = grpc_address(self.host, self.requested_port)
         try:
-            self.port = self._server.add_insecure_port(wanted)
+            if self.tls is None:
+                self.port = self._server.add_insecure_port(wanted)
+            else:
+                self.port = self._server.add_secure_port(wanted, self.tls.credentials())
         except RuntimeError as error:
             raise OSError(f"cannot listen on {wanted}: {error}") from error
         if self.port == 0:

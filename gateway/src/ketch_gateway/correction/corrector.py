@@ -45,7 +45,7 @@ from ketch_gateway.correction.policies import (
 )
 from ketch_gateway.correction.queries import Feedback, Query
 from ketch_gateway.correction.rows import inputs_from_rows
-from ketch_gateway.errors import ApiError, BadRequest
+from ketch_gateway.errors import ApiError, BadRequest, Conflict
 from ketch_gateway.stores.contract import PolicyState
 from ketch_gateway.stores.guard import StoreUnavailable
 
@@ -114,7 +114,7 @@ class Corrector:
         """The app's linked models (ApiError when there are none)."""
         models = list(self.app.linked)
         if not models:
-            raise ApiError(f"app {self.app.name!r} has no linked model")
+            raise Conflict(f"app {self.app.name!r} has no linked model; link one first")
         return models
 
     # --- state --------------------------------------------------------------------------------

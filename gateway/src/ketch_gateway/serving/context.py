@@ -14,10 +14,16 @@ __all__ = ["ServingContext"]
 
 @dataclass(frozen=True)
 class ServingContext:
-    """How a gateway serves: metrics, wrappers' starts and restarts, reaching a replica, DNS."""
+    """The gateway's metrics, how managed wrappers start and restart, how a replica is reached.
+
+    ``connect`` reaches replicas at configured addresses (with TLS when the gateway
+    is told to use it); ``connect_managed`` the wrappers it started itself, which
+    listen on the loopback interface; ``discovery`` how ``dns:`` addresses are looked up.
+    """
 
     metrics: Metrics = field(default_factory=Metrics)
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     connect: Connect = connect_grpc
     gate: StartGate = field(default_factory=StartGate)
     discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
+    connect_managed: Connect = connect_grpc

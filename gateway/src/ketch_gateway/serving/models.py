@@ -230,7 +230,7 @@ class ModelVersion:
             if replica:
                 replica[0].reconnect(address)
             else:
-                replica.append(Replica(address, managed=True, connect=self.context.connect))
+                replica.append(Replica(address, managed=True, connect=self.context.connect_managed))
                 self.replicas.add(replica[0])
                 self.dispatcher.replicas_changed()
             replica[0].healthy = True

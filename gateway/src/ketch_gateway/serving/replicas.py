@@ -19,8 +19,20 @@ from typing import Final, Protocol
 
 import numpy as np
 
-from ketch import AsyncWrapperClient, Capabilities, ModelMetadata, ObserveResult, WrapperCallError
-from ketch_gateway.errors import ApiError, ServiceUnavailable, status_for_wrapper_code
+from ketch import (
+    AsyncWrapperClient,
+    Capabilities,
+    ClientTls,
+    ModelMetadata,
+    ObserveResult,
+    WrapperCallError,
+)
+from ketch_gateway.errors import (
+    ApiError,
+    BadGateway,
+    ServiceUnavailable,
+    status_for_wrapper_code,
+)
 
 __all__ = [
     "CHANNEL_OPTIONS",
@@ -42,8 +54,8 @@ UNREACHABLE_CODES = frozenset({"UNAVAILABLE", "UNKNOWN"})
 def wrapper_error(label: str, error: WrapperCallError) -> ApiError:
     """The HTTP error for a failed wrapper call, keeping the wrapper's message."""
     kind = status_for_wrapper_code(error.code)
-    if kind is ApiError:
-        return ApiError(f"{label} failed: {error.code}: {error.message}")
+    if kind is BadGateway:
+        return BadGateway(f"{label} failed in its wrapper ({error.code})", error.message)
     return kind(error.message)
 
 
@@ -115,9 +127,9 @@ CHANNEL_OPTIONS: Final = (
 PROBE_TIMEOUT_S: Final = 1.0
 
 
-def connect_grpc(address: str) -> ReplicaClient:
-    """A gRPC channel to the wrapper at ``address``; each call sets its own timeout."""
-    return AsyncWrapperClient(address, timeout=None, channel_options=CHANNEL_OPTIONS)
+def connect_grpc(address: str, tls: ClientTls | None = None) -> ReplicaClient:
+    """A gRPC channel to the wrapper at ``address`` (TLS with ``tls``); calls set their timeout."""
+    return AsyncWrapperClient(address, timeout=None, channel_options=CHANNEL_OPTIONS, tls=tls)
 
 
 class Replica:

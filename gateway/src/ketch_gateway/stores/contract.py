@@ -124,12 +124,15 @@ def is_redis_location(location: str) -> bool:
     return location.startswith(REDIS_SCHEMES)
 
 
-def open_store(location: str) -> StateStore:
-    """The store at ``location``: ``redis://``, ``rediss://`` or ``unix://`` URL, else a file."""
+def open_store(location: str, *, user_state_ttl_s: float | None = None) -> StateStore:
+    """The store at ``location``: ``redis://``, ``rediss://`` or ``unix://`` URL, else a file.
+
+    ``user_state_ttl_s``: a user's policy state not updated for this long is forgotten.
+    """
     if is_redis_location(location):
         from ketch_gateway.stores.redis_store import RedisStateStore
 
-        return RedisStateStore(location)
+        return RedisStateStore(location, user_state_ttl_s=user_state_ttl_s)
     from ketch_gateway.stores.sqlite_store import SqliteStateStore
 
-    return SqliteStateStore(Path(location))
+    return SqliteStateStore(Path(location), user_state_ttl_s=user_state_ttl_s)

@@ -1,8 +1,19 @@
 """The state store in Redis: for several gateways that share policy state and feedback.
 
 Keys live under a prefix (``ketch:`` by default, or the URL's ``prefix`` query
-parameter). Durability across a Redis restart is Redis's own: enable its
-append-only file for that.
+parameter), joined with ``:``; each part (an app's name, a user) is
+percent-encoded first (``:`` becomes ``%3A``, ``%`` becomes ``%25``), so that no
+two (app, user) pairs share a key: user ``victim:`` of app ``ens`` and app
+``ens:victim`` are ``state:ens:victim%3A`` and ``state:ens%3Avictim:``. A user's
+policy state expires ``user_state_ttl_s`` after its last update (Redis's own key
+expiry); the app's shared state does not. Durability across a Redis restart is
+Redis's own: enable its append-only file for that.
+
+Stores written before the parts were encoded differ only in keys whose names hold
+``:`` or ``%``. On first use, a store without the ``schema`` key is migrated: feedback
+keys and the state keys whose app and user can be told apart (one ``:`` between
+them) are renamed; a state key with more than one ``:`` cannot be split safely,
+is left as it was and logged (that user's state is learnt afresh).
 
 A policy's state is changed with an optimistic transaction: WATCH the key, read
 it, compute the new state in Python, then MULTI/SET/EXEC, which fails (and is
@@ -25,12 +36,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Final
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
@@ -42,7 +54,7 @@ from redis.exceptions import WatchError
 from ketch_gateway.stores.contract import AdminChange, ChangeInbox, PolicyState, StateUpdate
 from ketch_gateway.stores.redis_admin_log import RedisAdminLog
 
-__all__ = ["RedisStateStore"]
+__all__ = ["SCHEMA_VERSION", "RedisStateStore"]
 
 MAX_RETRIES: Final = 100
 CONFLICT_PAUSE_S: Final = 0.002
@@ -51,6 +63,15 @@ CONNECTION_DEFAULTS: Final[dict[str, Any]] = {
     "socket_timeout": 1.0,
     "socket_connect_timeout": 1.0,
 }
+SCHEMA_VERSION: Final = "2"
+"""Version 2: key parts are percent-encoded."""
+
+_log = logging.getLogger(__name__)
+
+
+def _part(text: str) -> str:
+    """A key part that holds no ``:`` (nor ``%`` unencoded), so parts never run together."""
+    return quote(text, safe="")
 
 
 def _split_prefix(url: str) -> tuple[str, str]:
@@ -69,6 +90,10 @@ class _KeyLock:
     users: int = 0
 
 
+def _milliseconds(seconds: float | None) -> int | None:
+    return None if seconds is None else max(int(seconds * 1000), 1)
+
+
 class RedisStateStore:
     """State in Redis, at ``url`` (``redis://host:port/db`` or ``unix:///path/to.sock``).
 
@@ -83,10 +108,11 @@ class RedisStateStore:
         OSError,
     )
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, user_state_ttl_s: float | None = None) -> None:
         address, prefix = _split_prefix(url)
         self.url = url
         self.prefix = prefix.rstrip(":") + ":"
+        self.user_state_ttl_s = user_state_ttl_s
         self._redis = redis.Redis.from_url(
             address,
             decode_responses=True,
@@ -100,9 +126,42 @@ class RedisStateStore:
             channel=self._key("admin-changes"),
         )
         self._updating: dict[str, _KeyLock] = {}
+        self._schema_checked = False
+        self._schema_lock = asyncio.Lock()
 
     def _key(self, *parts: str) -> str:
-        return self.prefix + ":".join(parts)
+        return self.prefix + ":".join(map(_part, parts))
+
+    async def _ready(self) -> None:
+        """Migrate a store written before key parts were encoded, once."""
+        if self._schema_checked:
+            return
+        async with self._schema_lock:
+            if not self._schema_checked:
+                if await self._redis.get(self._key("schema")) != SCHEMA_VERSION:
+                    await self._migrate()
+                    await self._redis.set(self._key("schema"), SCHEMA_VERSION)
+                self._schema_checked = True
+
+    async def _migrate(self) -> None:
+        """Rename the keys whose parts the old, unencoded layout joined with ``:``."""
+        for kind in ("feedback", "state"):
+            start = f"{self.prefix}{kind}:"
+            async for key in self._redis.scan_iter(match=f"{start}*"):
+                rest = key[len(start) :]
+                if ":" not in rest and "%" not in rest:
+                    continue  # the same in both layouts
+                if kind == "feedback":
+                    renamed = self._key(kind, rest)
+                elif rest.count(":") == 1:
+                    renamed = self._key(kind, *rest.split(":"))
+                else:
+                    _log.warning(
+                        "Redis key %r: cannot tell its app from its user; left as it was", key
+                    )
+                    continue
+                if renamed != key:
+                    await self._redis.renamenx(key, renamed)
 
     async def ping(self) -> None:
         """Return once Redis answers PING."""
@@ -139,6 +198,7 @@ class RedisStateStore:
         prediction: Any = None,
     ) -> int:
         """Store one feedback example (and the prediction for it, when known); its id."""
+        await self._ready()
         identifier = int(await self._redis.incr(self._key("feedback-id")))
         record = {
             "id": identifier,
@@ -154,6 +214,7 @@ class RedisStateStore:
 
     async def feedback(self, app: str, user: str | None = None) -> list[dict[str, Any]]:
         """The feedback recorded for an app (and user), oldest first."""
+        await self._ready()
         entries = await self._redis.lrange(self._key("feedback", app), 0, -1)
         records = [json.loads(entry) for entry in entries]
         return [
@@ -164,11 +225,13 @@ class RedisStateStore:
 
     async def load_policy_state(self, app: str, user: str) -> PolicyState | None:
         """A policy's state for an app and user ("" for the app as a whole)."""
+        await self._ready()
         found = await self._redis.get(self._key("state", app, user))
         return None if found is None else dict(json.loads(found))
 
     async def update_policy_state(self, app: str, user: str, update: StateUpdate) -> PolicyState:
         """Read, change and write a policy's state atomically (retrying on a conflict)."""
+        await self._ready()
         key = self._key("state", app, user)
         async with self._one_at_a_time(key), self._redis.pipeline(transaction=True) as pipe:
             for _ in range(MAX_RETRIES):
@@ -177,7 +240,8 @@ class RedisStateStore:
                     found = await pipe.get(key)
                     state = update(None if found is None else dict(json.loads(found)))
                     pipe.multi()  # type: ignore[no-untyped-call]
-                    pipe.set(key, json.dumps(state))
+                    expiry = self.user_state_ttl_s if user else None
+                    pipe.set(key, json.dumps(state), px=_milliseconds(expiry))
                     await pipe.execute()
                     return state
                 except WatchError:
@@ -200,7 +264,7 @@ class RedisStateStore:
     async def remember_query(self, query_id: str, record: dict[str, Any], ttl_s: float) -> None:
         """Keep what a query needs for its feedback for ``ttl_s`` seconds."""
         await self._redis.set(
-            self._key("query", query_id), json.dumps(record), px=max(int(ttl_s * 1000), 1)
+            self._key("query", query_id), json.dumps(record), px=_milliseconds(ttl_s)
         )
 
     async def recall_query(self, query_id: str) -> dict[str, Any] | None:
