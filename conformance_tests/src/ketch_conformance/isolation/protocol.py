@@ -94,15 +94,19 @@ def _trusted(module: str) -> bool:
     return any(module == name or module.startswith(name + ".") for name in _TRUSTED_MODULES)
 
 
-def _class(module: str, name: str) -> type[BaseException] | None:
-    """The exception class, when it lives in a module the suite may import; else None."""
+def _class(module: str, name: str) -> type[Exception] | None:
+    """The exception class, when it lives in a module the suite may import; else None.
+
+    Only subclasses of Exception: a plugin's SystemExit or KeyboardInterrupt comes back
+    as a stand-in, so that it fails a check instead of ending the run.
+    """
     if not _trusted(module) or "." in name:
         return None
     try:
         found = getattr(builtins if module == "builtins" else importlib.import_module(module), name)
     except (ImportError, AttributeError):
         return None
-    return found if isinstance(found, type) and issubclass(found, BaseException) else None
+    return found if isinstance(found, type) and issubclass(found, Exception) else None
 
 
 def _rebuilt(kind: type[BaseException], raised: RaisedError) -> BaseException | None:

@@ -14,6 +14,7 @@ so the suite's verdict can quote where the plugin was.
 from __future__ import annotations
 
 import faulthandler
+import itertools
 import os
 import queue
 import sys
@@ -51,6 +52,7 @@ class HookServer:
         self.connection = connection
         self.framework: Framework | None = None
         self.models: dict[int, object] = {}
+        self._handles = itertools.count(1)
         self._send_lock = threading.Lock()
         self._lanes_lock = threading.Lock()
         self._lanes: dict[int, queue.SimpleQueue[Request]] = {}
@@ -75,7 +77,7 @@ class HookServer:
         return self.framework
 
     def _keep(self, model: object) -> int:
-        handle = len(self.models) + 1
+        handle = next(self._handles)
         self.models[handle] = model
         return handle
 
