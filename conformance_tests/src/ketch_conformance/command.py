@@ -172,11 +172,13 @@ def _inputs_problem(args: argparse.Namespace) -> str | None:
 
 
 def _stopped(about: dict[str, Any], status: int, ran: int) -> str:
+    """What to say of a run that pytest did not finish (status < 0: killed by that signal)."""
     running = about.get("running")
     where = f" while running {running}" if running else ""
+    how = f"was killed by signal {-status}" if status < 0 else f"stopped (exit status {status})"
     return (
-        f"\nketch conformance: pytest stopped (exit status {status}){where}; the table counts "
-        f"the {ran} checks that had finished"
+        f"\nketch conformance: pytest {how}{where}; the table counts the {ran} checks that "
+        "had finished"
     )
 
 
@@ -208,7 +210,7 @@ def run_conformance(args: argparse.Namespace) -> int:
     failed = _print_summary(results, args.strict)
     if not about.get("finished", True):
         print(_stopped(about, status, len(results)))
-        return status or USAGE_ERROR
+        return 128 - status if status < 0 else status or USAGE_ERROR
     if failed:
         return 1
     return 0 if status in (0, 1) else status
