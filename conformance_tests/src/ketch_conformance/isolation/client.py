@@ -149,7 +149,7 @@ class HookWorker:
         self._pending[0] = hello
         threading.Thread(
             target=self._receive,
-            args=(self._connection, self._process),
+            args=(self._connection, self._process, self._log_pump),
             name="ketch-conformance-worker-replies",
             daemon=True,
         ).start()
@@ -157,7 +157,9 @@ class HookWorker:
         name: str = self.call("select", (self.plugin,), f"selecting the plugin {self.plugin!r}")
         return name
 
-    def _receive(self, connection: Connection, process: subprocess.Popen[bytes]) -> None:
+    def _receive(
+        self, connection: Connection, process: subprocess.Popen[bytes], log: threading.Thread
+    ) -> None:
         """Hand each reply to its caller; when the worker is gone, fail every caller."""
         try:
             while True:
@@ -174,6 +176,7 @@ class HookWorker:
         except subprocess.TimeoutExpired:
             process.kill()
             status = process.wait()
+        log.join(STOP_TIMEOUT)  # the last words of a crash, before they are quoted
         if process is self._process:
             self._ended(status)
 
