@@ -15,13 +15,18 @@ BATCH_SIZES = (1, 8, 64, 512)
 
 @dataclass(frozen=True)
 class Scenario:
-    """A plugin, a model file and rows to send."""
+    """A plugin, a model file and rows to send.
+
+    ``family`` names the model when several scenarios serve the same one in other
+    formats or engines, so that a report can set them side by side.
+    """
 
     name: str
     plugin: str
     model_path: Path
     rows: Mapping[str, np.ndarray]
     options: Mapping[str, str]
+    family: str = ""
 
 
 def repeat_rows(rows: np.ndarray, count: int = max(BATCH_SIZES)) -> np.ndarray:

@@ -34,6 +34,11 @@ wrapper's start-up time, from starting ``ketch serve`` to its ready line.
     python bench/wrapper_overhead.py                  # all scenarios
     python bench/wrapper_overhead.py --scenario sklearn-logreg
     python bench/wrapper_overhead.py --rounds 5 --calls 100
+    python bench/wrapper_overhead.py --scenario torch-mlp-export --scenario onnx-mlp
+
+Scenarios that serve one model in several engines (``family``) are also compared
+side by side at the end: onnxruntime against PyTorch's fastest format, in process
+and through ``ketch serve``, with each engine's throughput and start-up time.
 """
 
 from __future__ import annotations
@@ -309,6 +314,68 @@ def report(scenario: Scenario, table: list[dict[str, float]], startup: float) ->
     return met
 
 
+ONNX_PLUGIN = "onnx"
+
+
+def _engine_row(result: Mapping[str, Any], batch: int) -> Mapping[str, float]:
+    return next(row for row in result["rows"] if row["batch"] == batch)
+
+
+def compare_engines(results: Mapping[str, Mapping[str, Any]]) -> None:
+    """For each model served by several engines, their numbers side by side, and the goals.
+
+    The goals (issue 21): onnxruntime at or under PyTorch's latency at every batch
+    size, in process and through ``ketch serve``; the wrapper's added cost over the
+    echo floor no worse for ONNX than for the other formats.
+    """
+    families: dict[str, list[Mapping[str, Any]]] = {}
+    for result in results.values():
+        if result.get("family"):
+            families.setdefault(result["family"], []).append(result)
+    for family, members in families.items():
+        onnx = [m for m in members if m["plugin"] == ONNX_PLUGIN]
+        others = [m for m in members if m["plugin"] != ONNX_PLUGIN]
+        if not onnx or not others:
+            continue
+        print(f"\n{family}: engines side by side (median ms per call; rows/s through ketch serve)")
+        width = max(len(member["scenario"]) for member in members)
+        print(
+            f"{'engine':<{width}} {'batch':>5} {'in-process':>10} {'wrapper':>8} {'rows/s':>9} "
+            f"{'added/echo':>10} {'start-up s':>10}"
+        )
+        batches = [row["batch"] for row in members[0]["rows"]]
+        for member in members:
+            for batch in batches:
+                row = _engine_row(member, batch)
+                added = (row["wrapper"] - row["in-process"]) / row["echo"]
+                print(
+                    f"{member['scenario']:<{width}} {batch:>5.0f} {row['in-process']:>10.3f} "
+                    f"{row['wrapper']:>8.3f} {batch / row['wrapper'] * 1000:>9.0f} "
+                    f"{added:>10.2f} {member['startup_s']:>10.2f}"
+                )
+        for column, where in (("in-process", "in process"), ("wrapper", "through ketch serve")):
+            misses = [
+                f"batch {batch:.0f}: {_engine_row(onnx[0], batch)[column]:.3f} ms against "
+                f"{min(_engine_row(m, batch)[column] for m in others):.3f}"
+                for batch in batches
+                if _engine_row(onnx[0], batch)[column]
+                > min(_engine_row(m, batch)[column] for m in others)
+            ]
+            verdict = "met" if not misses else "MISSED (" + "; ".join(misses) + ")"
+            print(f"goal: onnxruntime at or under PyTorch's fastest {where}: {verdict}")
+
+        def worst_added(member: Mapping[str, Any]) -> float:
+            rows: list[Mapping[str, float]] = member["rows"]
+            return max((row["wrapper"] - row["in-process"]) / row["echo"] for row in rows)
+
+        onnx_added, other_added = worst_added(onnx[0]), max(worst_added(m) for m in others)
+        print(
+            f"goal: the wrapper's added cost over echo for ONNX ({onnx_added:.2f} at worst) no "
+            f"worse than the other formats' ({other_added:.2f}): "
+            f"{'met' if onnx_added <= other_added else 'MISSED'}"
+        )
+
+
 def main() -> int:
     """Run the benchmark; exit 0 whatever the numbers (they are reported, not asserted)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -329,10 +396,13 @@ def main() -> int:
             startup = measure_startup(scenario)
             results[key] = {
                 "scenario": scenario.name,
+                "plugin": scenario.plugin,
+                "family": scenario.family,
                 "met": report(scenario, table, startup),
                 "startup_s": startup,
                 "rows": table,
             }
+    compare_engines(results)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "wrapper_overhead.json").write_text(json.dumps(results, indent=2))
     return 0

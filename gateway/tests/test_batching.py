@@ -118,6 +118,8 @@ def test_requests_whose_deadline_passes_in_the_queue_are_answered_and_never_sent
     url = batching_gateway.url
     sent_before = metric(url, "ketch_batch_size_rows_count", model="slow")
     expired_before = metric(url, "ketch_expired_requests_total", model="slow", stage="queued")
+    ratios_before = metric(url, "ketch_queue_wait_objective_ratio_count", model="slow")
+    early_before = metric(url, "ketch_queue_wait_objective_ratio_bucket", model="slow", le="0.5")
     request = {
         "inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [0.0] * 64}]
     }
@@ -134,6 +136,12 @@ def test_requests_whose_deadline_passes_in_the_queue_are_answered_and_never_sent
     expired = metric(url, "ketch_expired_requests_total", model="slow", stage="queued")
     assert sent == 1, "only the first request reached the wrapper"
     assert expired - expired_before == 2
+    # the autoscaling signal: the first request spent none of its 30 s budget queued, the
+    # two late ones all of their 150 ms
+    ratios = metric(url, "ketch_queue_wait_objective_ratio_count", model="slow") - ratios_before
+    early = metric(url, "ketch_queue_wait_objective_ratio_bucket", model="slow", le="0.5")
+    assert ratios == 3
+    assert early - early_before == 1
 
 
 def test_a_full_queue_sheds_load_with_retry_after(batching_gateway: GatewayProcess) -> None:

@@ -7,17 +7,26 @@ has started.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
-from ketch import ModelSpec, hookimpl
+from ketch import (
+    DimensionRange,
+    ModelSpec,
+    Signature,
+    TensorSpec,
+    hookimpl,
+    validate_inputs,
+)
 from ketch_conformance.reference import SoftmaxModel, SoftmaxRegressionPlugin
 
 REFERENCE_PLUGIN = "ketch_conformance.reference:plugin"
 SLOW_PLUGIN = "sdk_test_plugins:slow"
+WINDOW_PLUGIN = "sdk_test_plugins:window"
 
 
 class SlowSoftmaxModel(SoftmaxModel):
@@ -108,3 +117,49 @@ class NoPredict:
     @hookimpl
     def ketch_signature(self, model: object) -> None:
         return None
+
+
+class WindowModel:
+    """A weighted sum over a window of ``steps`` values, whose size is bounded."""
+
+    def __init__(self, minimum: int, maximum: int) -> None:
+        steps = DimensionRange(minimum, maximum, name="steps")
+        self.signature = Signature(
+            inputs=(
+                TensorSpec("series", "FP32", (-1, -1), (None, steps)),
+                TensorSpec("weights", "FP32", (-1, -1), (None, steps)),
+            ),
+            outputs=(TensorSpec("total", "FP32", (-1,)),),
+        )
+
+
+class WindowPlugin:
+    """Serves ``*.window`` files: JSON with the ``min`` and ``max`` window sizes."""
+
+    @hookimpl
+    def ketch_load(self, spec: ModelSpec) -> WindowModel | None:
+        if not spec.path.endswith(".window"):
+            return None
+        document = json.loads(Path(spec.path).read_text())
+        return WindowModel(document["min"], document["max"])
+
+    @hookimpl
+    def ketch_place(self, model: object, device: str) -> object | None:
+        return model if isinstance(model, WindowModel) else None
+
+    @hookimpl
+    def ketch_signature(self, model: object) -> Signature | None:
+        return model.signature if isinstance(model, WindowModel) else None
+
+    @hookimpl
+    def ketch_batch_predict(
+        self, model: object, inputs: Mapping[str, np.ndarray]
+    ) -> dict[str, np.ndarray] | None:
+        if not isinstance(model, WindowModel):
+            return None
+        validate_inputs(model.signature, inputs)
+        return {"total": (inputs["series"] * inputs["weights"]).sum(axis=1, dtype=np.float32)}
+
+
+window = WindowPlugin()
+"""Bounded window sizes, published in the model's metadata."""

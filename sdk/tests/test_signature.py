@@ -6,13 +6,16 @@ import pytest
 from ketch import (
     Capabilities,
     ContractViolation,
+    DimensionRange,
     InvalidInputError,
+    LabelSpec,
     ModelSpec,
     Signature,
     TensorSpec,
     validate_inputs,
     validate_outputs,
 )
+from ketch.range_parameters import range_parameters, ranges_from_parameters
 
 SIGNATURE = Signature(
     inputs=(TensorSpec("pixels", "FP32", (-1, 4)), TensorSpec("mask", "BOOL", (-1, -1))),
@@ -119,3 +122,128 @@ def test_validate_outputs_names_the_contract_breach(
 def test_validate_outputs_keeps_declared_order() -> None:
     outputs = {"scores": np.zeros((2, 3), np.float32), "label": np.zeros(2, np.int64), "x": 1}
     assert list(validate_outputs(SIGNATURE, outputs, 2)) == ["label", "scores"]  # type: ignore[arg-type]
+
+
+# --- dimension ranges -----------------------------------------------------------------------
+
+STEPS = DimensionRange(2, 8, name="steps")
+RANGED = Signature(
+    inputs=(
+        TensorSpec("image", "FP32", (-1, 3, -1, -1), (None, None, DimensionRange(16, 512), None)),
+        TensorSpec("series", "FP32", (-1, -1), (None, STEPS)),
+        TensorSpec("weights", "FP32", (-1, -1), (None, STEPS)),
+    ),
+    outputs=(TensorSpec("score", "FP32", (-1,)),),
+)
+
+
+def ranged_inputs(height: int = 16, series: int = 4, weights: int = 4) -> dict[str, np.ndarray]:
+    return {
+        "image": np.zeros((2, 3, height, 5), np.float32),
+        "series": np.zeros((2, series), np.float32),
+        "weights": np.zeros((2, weights), np.float32),
+    }
+
+
+def test_dimension_range_rules() -> None:
+    assert DimensionRange(16, 512).describe() == "16 to 512"
+    assert DimensionRange(2).describe() == "at least 2"
+    assert DimensionRange(4, 4).describe() == "exactly 4"
+    assert DimensionRange(2, 8).accepts(8)
+    assert not DimensionRange(2, 8).accepts(1)
+    with pytest.raises(ValueError, match="cannot be negative"):
+        DimensionRange(-1)
+    with pytest.raises(ValueError, match="maximum size 3 is below its minimum 4"):
+        DimensionRange(4, 3)
+    with pytest.raises(ValueError, match="2 ranges for the 3 dimensions"):
+        TensorSpec("x", "FP32", (-1, -1, -1), (None, STEPS))
+    with pytest.raises(ValueError, match="the batch dimension takes no range"):
+        TensorSpec("x", "FP32", (-1, -1), (STEPS, None))
+    with pytest.raises(ValueError, match="dimension 1 has the fixed size 4"):
+        TensorSpec("x", "FP32", (-1, 4), (None, STEPS))
+    spec = TensorSpec("x", "FP32", (-1, -1), [None, STEPS])  # type: ignore[arg-type]
+    assert spec.ranges == (None, STEPS)
+    assert spec.range_of(1) == STEPS
+    assert TensorSpec("y", "FP32", (-1, -1)).range_of(1) is None
+    assert spec.accepts_row_shape((8,))
+    assert not spec.accepts_row_shape((9,))
+
+
+def test_inputs_inside_the_ranges_pass() -> None:
+    assert validate_inputs(RANGED, ranged_inputs(height=512, series=2, weights=2)) == 2
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        (
+            ranged_inputs(height=8),
+            r"input 'image': dimension 2 is 8; the model takes 16 to 512 \(got shape "
+            r"\[2, 3, 8, 5\]\)",
+        ),
+        (ranged_inputs(series=9, weights=9), r"input 'series': dimension 1 \('steps'\) is 9"),
+        (
+            ranged_inputs(series=3, weights=5),
+            "input 'weights': dimension 1 is 5, but it shares the size 'steps' with input "
+            "'series' dimension 1, which is 3",
+        ),
+    ],
+)
+def test_inputs_outside_the_ranges_are_named(inputs: dict[str, np.ndarray], message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        validate_inputs(RANGED, inputs)
+
+
+def test_ranges_travel_as_tensor_parameters() -> None:
+    image = RANGED.inputs[0]
+    assert range_parameters(image) == {"dim_2_min": 16, "dim_2_max": 512}
+    assert range_parameters(RANGED.inputs[1]) == {
+        "dim_1_min": 2,
+        "dim_1_max": 8,
+        "dim_1_name": "steps",
+    }
+    assert range_parameters(RANGED.outputs[0]) == {}
+    for spec in RANGED.inputs:
+        assert ranges_from_parameters(spec.shape, range_parameters(spec)) == spec.ranges
+    unbounded = TensorSpec("t", "INT64", (-1, -1), (None, DimensionRange(1)))
+    assert range_parameters(unbounded) == {"dim_1_min": 1}
+    assert ranges_from_parameters(unbounded.shape, {"dim_1_min": 1}) == unbounded.ranges
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        {},
+        {"content_type": "np"},
+        {"dim_0_min": 2},  # the batch dimension
+        {"dim_1_min": 2},  # a fixed dimension
+        {"dim_2_min": "sixteen"},
+        {"dim_2_min": 16, "dim_2_max": 8},
+        {"dim_2_min": True},
+        {"dim_9_min": 1},
+    ],
+)
+def test_parameters_that_are_no_ranges_are_ignored(parameters: dict[str, object]) -> None:
+    assert ranges_from_parameters((-1, 3, -1), parameters) == ()
+
+
+# --- labels ---------------------------------------------------------------------------------
+
+
+def test_label_spec_rules() -> None:
+    assert LabelSpec("classes", range(1, 11)).classes == tuple(range(1, 11))  # type: ignore[arg-type]
+    assert LabelSpec("classes", tuple(range(1, 11))).describe() == "classes 1 to 10"
+    assert LabelSpec("classes", (-1, 1)).describe() == "classes -1, 1"
+    assert LabelSpec("numbers").describe() == "a number per row"
+    assert "action index from 0" in LabelSpec("bandit").describe()
+    with pytest.raises(ValueError, match="unknown label kind 'ranks'"):
+        LabelSpec("ranks")
+    with pytest.raises(ValueError, match="lists the classes it takes"):
+        LabelSpec("classes")
+    with pytest.raises(ValueError, match="of kind 'numbers' lists no classes"):
+        LabelSpec("numbers", (1, 2))
+    with pytest.raises(ValueError, match="listed twice"):
+        LabelSpec("classes", (1, 1))
+    with pytest.raises(ValueError, match="labels needs observe"):
+        Capabilities(labels=LabelSpec("numbers"))
+    assert Capabilities(observe=True, labels=LabelSpec("numbers")).labels == LabelSpec("numbers")

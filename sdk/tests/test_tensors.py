@@ -5,7 +5,7 @@ import struct
 import numpy as np
 import pytest
 
-from ketch import InvalidInputError, datatype_of, numpy_dtype
+from ketch import InvalidInputError, datatype_of, numpy_dtype, text_rows
 from ketch.tensors import decode_raw, encode_raw
 
 NUMERIC = [
@@ -88,3 +88,10 @@ def test_negative_dimension_and_unknown_datatype() -> None:
 def test_unsupported_numpy_dtype() -> None:
     with pytest.raises(InvalidInputError, match="complex128"):
         datatype_of(np.dtype(np.complex128))
+
+
+def test_text_rows_decode_utf8_and_name_the_bad_row() -> None:
+    column = np.array([b"caf\xc3\xa9", "plain", b"x"], dtype=object)
+    assert text_rows(column, "text") == ["café", "plain", "x"]
+    with pytest.raises(InvalidInputError, match="input 'text' row 1 is not valid UTF-8"):
+        text_rows(np.array([b"ok", b"\xff"], dtype=object), "text")

@@ -1,5 +1,6 @@
 """Ketch's .proto keeps the Open Inference Protocol's wire format: field numbers and types
-match tritonclient's copy of the protocol, message by message."""
+match tritonclient's copy of the protocol, message by message, but for the declared
+extensions, which a client without them skips."""
 
 from __future__ import annotations
 
@@ -28,6 +29,17 @@ MESSAGES = [
 ]
 
 
+# MLServer's extension of the protocol, at its field number: a tensor's metadata parameters
+# (a map, whose entries protobuf describes as a nested message)
+EXTENSIONS = {
+    "ModelMetadataResponse": {
+        "TensorMetadata.parameters": (4, 11, True),
+        "TensorMetadata.ParametersEntry.key": (1, 9, False),
+        "TensorMetadata.ParametersEntry.value": (2, 11, False),
+    }
+}
+
+
 def fields(descriptor: Descriptor) -> dict[str, tuple[int, int, bool]]:
     found = {f.name: (f.number, f.type, f.is_repeated) for f in descriptor.fields}
     for nested in descriptor.nested_types:
@@ -40,7 +52,17 @@ def fields(descriptor: Descriptor) -> dict[str, tuple[int, int, bool]]:
 def test_message_matches_tritonclient(name: str) -> None:
     mine = fields(getattr(ours, name).DESCRIPTOR)
     other = fields(getattr(theirs, name).DESCRIPTOR)
+    extensions = EXTENSIONS.get(name, {})
+    assert {key: mine.pop(key, None) for key in extensions} == extensions
     assert mine == other
+
+
+def test_tritonclient_reads_metadata_that_carries_the_extension() -> None:
+    response = ours.ModelMetadataResponse(name="m", versions=["1"], platform="p")
+    tensor = response.inputs.add(name="image", datatype="FP32", shape=[-1, 3, -1, -1])
+    tensor.parameters["dim_2_min"].int64_param = 16
+    parsed = theirs.ModelMetadataResponse.FromString(response.SerializeToString())
+    assert (parsed.inputs[0].name, list(parsed.inputs[0].shape)) == ("image", [-1, 3, -1, -1])
 
 
 def test_service_methods_match() -> None:

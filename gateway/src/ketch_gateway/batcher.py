@@ -69,6 +69,7 @@ class BatchingPredictor:
         self._depth = metrics.queue_depth.labels(*labels)
         self._batch_size = metrics.batch_size.labels(*labels)
         self._queue_wait = metrics.queue_wait.labels(*labels)
+        self._wait_ratio = metrics.queue_wait_ratio.labels(*labels)
         self._shed = metrics.shed.labels(*labels)
         self._expired_queued = metrics.expired.labels(*labels, "queued")
         self._expired_in_flight = metrics.expired.labels(*labels, "in_flight")
@@ -165,6 +166,7 @@ class BatchingPredictor:
             if self.queue.discard(request):
                 self._depth.set(self.queue.depth)
                 self._expired_queued.inc()
+                self._observe_wait_ratio(request, loop.time())
                 stage = "while waiting in the queue"
             else:
                 self._expired_in_flight.inc()
@@ -204,6 +206,7 @@ class BatchingPredictor:
                 continue
             if request.deadline <= now:
                 self._expired_queued.inc()
+                self._observe_wait_ratio(request, now)
                 self._fail(
                     request,
                     GatewayTimeout(
@@ -225,6 +228,7 @@ class BatchingPredictor:
             return
         for request in live:
             self._queue_wait.observe(now - request.enqueued)
+            self._observe_wait_ratio(request, now)
         rows = sum(request.rows for request in live)
         names = list(live[0].inputs)
         inputs = (
@@ -295,6 +299,11 @@ class BatchingPredictor:
         answer = wrapper_error(self.replicas.label, error)
         for request in batch:
             self._fail(request, answer)
+
+    def _observe_wait_ratio(self, request: PendingRequest, now: float) -> None:
+        """Record the share of its time budget that a request spent queued (1: all of it)."""
+        budget = request.deadline - request.enqueued
+        self._wait_ratio.observe((now - request.enqueued) / budget if budget > 0 else 1.0)
 
     @staticmethod
     def _fail(request: PendingRequest, error: ApiError) -> None:

@@ -39,6 +39,24 @@ LATENCY_BUCKETS = (
     10.0,
 )
 
+OBJECTIVE_RATIO_BUCKETS = (
+    0.05,
+    0.1,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.6,
+    0.7,
+    0.8,
+    0.9,
+    1.0,
+    1.5,
+    2.0,
+    4.0,
+)
+"""Fine steps below 1, where an autoscaler's target lies; 1 means the deadline passed."""
+
 
 def bounded_target(name: str, known: Container[str]) -> str:
     """``name`` when it is ``known``, else UNKNOWN_TARGET: made-up names add no series."""
@@ -156,6 +174,16 @@ class Metrics:
             "Time a request waited in the queue before its batch was sent.",
             ["model", "version"],
             buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_wait_ratio = Histogram(
+            "ketch_queue_wait_objective_ratio",
+            "Each request's time in the queue over its time budget there (its deadline, an "
+            "app's latency objective or the model's timeout, less its arrival in the queue): "
+            "how close queueing brings requests to their objective. At 1 the deadline passed "
+            "in the queue. The signal to scale wrappers on.",
+            ["model", "version"],
+            buckets=OBJECTIVE_RATIO_BUCKETS,
             registry=self.registry,
         )
         self.replica_latency = Histogram(

@@ -90,6 +90,26 @@ def test_text_pipeline_takes_and_returns_bytes(
     assert accuracy > 0.9
 
 
+def test_text_example_inputs_are_sentences_of_its_vocabulary(
+    framework: Framework, text_skops: Path, text_classifier: Any
+) -> None:
+    runtime = load(framework, text_skops)
+    examples = framework.example_inputs(runtime.model, 5)
+    assert examples is not None
+    vocabulary = set(text_classifier[0].vocabulary_)
+    sentences = [row.decode() for row in examples["input"]]
+    assert len(set(sentences)) == 5
+    assert all(set(sentence.split()) <= vocabulary for sentence in sentences)
+    assert len(runtime.predict(examples)["predict"]) == 5
+
+
+def test_a_numeric_matrix_offers_no_example_inputs(
+    framework: Framework, digits_skops: Path
+) -> None:
+    runtime = load(framework, digits_skops)
+    assert framework.example_inputs(runtime.model, 3) is None
+
+
 def test_invalid_utf8_text_is_rejected(framework: Framework, text_skops: Path) -> None:
     runtime = load(framework, text_skops)
     with pytest.raises(InvalidInputError, match="not valid UTF-8"):

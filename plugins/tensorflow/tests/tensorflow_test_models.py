@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,64 @@ def train_digits_mlp(rows: np.ndarray, labels: np.ndarray, epochs: int = 8) -> A
     training.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
     training.fit(rows, labels, epochs=epochs, batch_size=64, verbose=0)
     return model
+
+
+SEQUENTIAL_VARIANTS = ("keras-input", "input-shape", "build", "called", "fit")
+"""The ways people make a ``keras.Sequential`` model know its input."""
+
+
+def build_sequential(variant: str, rows: np.ndarray) -> Any:
+    """A digits classifier as ``keras.Sequential``, its input given the way ``variant`` says.
+
+    ``called`` builds it with one call on ``rows`` (so Keras records that batch size);
+    ``fit`` trains it briefly on ``rows`` without ever declaring the input.
+    """
+    keras.utils.set_random_seed(3)
+    layers = [
+        keras.layers.Dense(16, activation="relu"),
+        keras.layers.Dense(10, activation="softmax", name="probabilities"),
+    ]
+    if variant == "keras-input":
+        return keras.Sequential([keras.Input(shape=(64,)), *layers])
+    if variant == "input-shape":
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*input_shape", category=UserWarning)
+            first = keras.layers.Dense(16, activation="relu", input_shape=(64,))
+        return keras.Sequential([first, layers[1]])
+    model = keras.Sequential(layers)
+    if variant == "build":
+        model.build((None, 64))
+    elif variant == "called":
+        model(rows)
+    elif variant == "fit":
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        model.fit(rows, np.arange(len(rows)) % 10, epochs=1, batch_size=32, verbose=0)
+    else:
+        raise ValueError(f"unknown Sequential variant {variant!r}")
+    return model
+
+
+def build_image_and_hint() -> Any:
+    """A functional model of two inputs of two datatypes and two unnamed-dict outputs:
+    ``image`` (float32, 4x4) and ``hint`` (int64) in; ``score`` and ``classes`` out."""
+    keras.utils.set_random_seed(1)
+    image = keras.Input(shape=(4, 4), name="image")
+    hint = keras.Input(shape=(), dtype="int64", name="hint")
+    features = keras.layers.Concatenate()(
+        [keras.layers.Flatten()(image), keras.ops.expand_dims(keras.ops.cast(hint, "float32"), 1)]
+    )
+    score = keras.layers.Dense(1, name="score")(features)
+    classes = keras.layers.Dense(3, activation="softmax", name="classes")(features)
+    return keras.Model([image, hint], [score, classes])
+
+
+def image_and_hint_rows(count: int, seed: int) -> dict[str, np.ndarray]:
+    """Rows for :func:`build_image_and_hint`."""
+    rng = np.random.default_rng(seed)
+    return {
+        "image": rng.random((count, 4, 4)).astype(np.float32),
+        "hint": np.arange(count, dtype=np.int64),
+    }
 
 
 class TopicClassifier(tf.Module):  # type: ignore[misc]

@@ -9,7 +9,16 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow_test_models import as_bytes_rows, make_sentences, order_rows, save_module
+from tensorflow_test_models import (
+    SEQUENTIAL_VARIANTS,
+    as_bytes_rows,
+    build_image_and_hint,
+    build_sequential,
+    image_and_hint_rows,
+    make_sentences,
+    order_rows,
+    save_module,
+)
 
 from ketch import (
     DeviceUnavailableError,
@@ -26,6 +35,11 @@ from ketch_tensorflow import TensorFlowModel
 @pytest.fixture(scope="module")
 def framework() -> Framework:
     return select_framework("tensorflow")
+
+
+@pytest.fixture(params=SEQUENTIAL_VARIANTS)
+def sequential_variant(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 def load(framework: Framework, path: Path, **options: str) -> ModelRuntime:
@@ -63,15 +77,7 @@ def test_keras_mlp_signature_and_predictions(
 
 
 def test_keras_several_inputs_and_unnamed_outputs(framework: Framework, tmp_path: Path) -> None:
-    keras.utils.set_random_seed(1)
-    image = keras.Input(shape=(4, 4), name="image")
-    hint = keras.Input(shape=(), dtype="int64", name="hint")
-    features = keras.layers.Concatenate()(
-        [keras.layers.Flatten()(image), keras.ops.expand_dims(keras.ops.cast(hint, "float32"), 1)]
-    )
-    score = keras.layers.Dense(1, name="score")(features)
-    classes = keras.layers.Dense(3, activation="softmax", name="classes")(features)
-    model = keras.Model([image, hint], [score, classes])
+    model = build_image_and_hint()
     path = tmp_path / "two_inputs.keras"
     model.save(path)
     runtime = load(framework, path)
@@ -83,11 +89,9 @@ def test_keras_several_inputs_and_unnamed_outputs(framework: Framework, tmp_path
         ("score", "FP32", (-1, 1)),
         ("classes", "FP32", (-1, 3)),
     ]
-    rng = np.random.default_rng(0)
-    images = rng.random((5, 4, 4)).astype(np.float32)
-    hints = np.arange(5, dtype=np.int64)
-    outputs = runtime.predict({"image": images, "hint": hints})
-    score_expected, classes_expected = model([images, hints], training=False)
+    rows = image_and_hint_rows(5, seed=0)
+    outputs = runtime.predict(rows)
+    score_expected, classes_expected = model([rows["image"], rows["hint"]], training=False)
     np.testing.assert_allclose(outputs["score"], score_expected.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(outputs["classes"], classes_expected.numpy(), rtol=1e-5, atol=1e-6)
 
@@ -107,6 +111,41 @@ def test_keras_dict_inputs(framework: Framework, tmp_path: Path) -> None:
         }
     )
     np.testing.assert_array_equal(outputs["area"], [[10.0], [21.0]])
+
+
+def test_keras_sequential_in_every_variant(
+    framework: Framework, tmp_path: Path, digits: Any, sequential_variant: str
+) -> None:
+    train_rows, _, rows, _ = digits
+    model = build_sequential(sequential_variant, train_rows[:64])
+    path = tmp_path / f"{sequential_variant}.keras"
+    model.save(path)
+    runtime = load(framework, path)
+    [spec] = runtime.signature.inputs
+    assert (spec.datatype, spec.shape) == ("FP32", (-1, 64))
+    assert specs(runtime, "outputs") == [("probabilities", "FP32", (-1, 10))]
+    outputs = runtime.predict({spec.name: rows[:50]})
+    expected = model(rows[:50], training=False).numpy()
+    np.testing.assert_allclose(outputs["probabilities"], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_keras_sequential_named_input(framework: Framework, tmp_path: Path) -> None:
+    model = keras.Sequential(
+        [keras.Input(shape=(3,), name="measurements"), keras.layers.Dense(2, name="scores")]
+    )
+    path = tmp_path / "named.keras"
+    model.save(path)
+    runtime = load(framework, path)
+    assert specs(runtime, "inputs") == [("measurements", "FP32", (-1, 3))]
+    assert specs(runtime, "outputs") == [("scores", "FP32", (-1, 2))]
+
+
+def test_keras_sequential_never_built_says_what_to_do(framework: Framework, tmp_path: Path) -> None:
+    path = tmp_path / "unbuilt.keras"
+    with pytest.warns(UserWarning, match="not yet been built"):
+        keras.Sequential([keras.layers.Dense(4)]).save(path)
+    with pytest.raises(ModelLoadError, match=r"no defined inputs.*model\.build\(shape\)"):
+        load(framework, path)
 
 
 def test_keras_lambda_layers_need_consent(framework: Framework, tmp_path: Path) -> None:
@@ -273,7 +312,7 @@ def test_other_files_are_not_recognised(framework: Framework, tmp_path: Path) ->
     path.write_bytes(b"\x89HDF")
     with pytest.raises(ModelLoadError, match="does not recognise"):
         load(framework, path)
-    with pytest.raises(ModelLoadError, match="does not recognise"):
+    with pytest.raises(ModelLoadError, match=r"does not recognise a model .* holds weights\.h5"):
         load(framework, tmp_path)
 
 

@@ -69,7 +69,7 @@ def test_the_signature_lists_them(framework: Framework, classifier_paths: dict[s
 def test_a_device_that_is_not_there_is_named_with_those_that_are(
     framework: Framework, classifier_paths: dict[str, Path], device: str
 ) -> None:
-    model = framework.load(ModelSpec.from_path(classifier_paths["onnx"]))
+    model = framework.load(ModelSpec.from_path(classifier_paths["export"]))
     listed = ", ".join(available_devices())
     with pytest.raises(
         DeviceUnavailableError, match=rf"'{device}' is not available: .*\(available: {listed}\)"
@@ -106,8 +106,14 @@ def test_placing_leaves_the_loaded_model_as_it_was(
     assert next(model.module.parameters()).dtype == torch.float32
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
-@pytest.mark.parametrize("file_format", ["torchscript", "export", "onnx"])
+@pytest.mark.parametrize(
+    ("file_format", "dtype"),
+    [
+        *((f, d) for f in ("torchscript", "export") for d in ("float32", "float16", "bfloat16")),
+        ("onnx", "float32"),
+        ("onnx", "float16"),
+    ],
+)
 def test_compute_dtypes_on_the_cpu(
     framework: Framework,
     *,
@@ -146,12 +152,12 @@ def restore_threads() -> Iterator[int]:
 def test_the_threads_option(
     framework: Framework, classifier_paths: dict[str, Path], restore_threads: int
 ) -> None:
-    load(framework, classifier_paths["onnx"], threads="1")
+    load(framework, classifier_paths["export"], threads="1")
     assert torch.get_num_threads() == 1
 
 
 @NEEDS_CUDA
-@pytest.mark.parametrize("file_format", ["torchscript", "export", "onnx"])
+@pytest.mark.parametrize("file_format", ["torchscript", "export"])
 @pytest.mark.parametrize("dtype", ["auto", "float16"])
 def test_cuda_placement(
     framework: Framework,

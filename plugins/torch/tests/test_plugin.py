@@ -50,7 +50,7 @@ def test_each_format_serves_the_classifier(
 ) -> None:
     runtime = load(framework, classifier_paths[file_format])
     signature = runtime.signature
-    assert signature.platform == "pytorch"
+    assert signature.platform == ("onnxruntime_onnx" if file_format == "onnx" else "pytorch")
     assert [(s.name, s.datatype, s.shape) for s in signature.inputs] == [
         ("pixels", "FP32", (-1, 64))
     ]
@@ -307,3 +307,30 @@ def test_an_empty_batch(framework: Framework, classifier_paths: dict[str, Path])
     outputs = runtime.predict({"pixels": np.zeros((0, 64), np.float32)})
     assert outputs["probabilities"].shape == (0, 10)
     assert outputs["label"].dtype == np.int64
+
+
+def test_onnx_graphs_take_ketch_onnx_options(
+    framework: Framework, classifier_paths: dict[str, Path], digits: Digits
+) -> None:
+    """``threads`` is onnxruntime's intra-op threads; ketch-onnx's own options pass through."""
+    runtime = load(framework, classifier_paths["onnx"], threads="1", optimization="basic")
+    settings = runtime.model.session.get_session_options()  # type: ignore[attr-defined]
+    assert settings.intra_op_num_threads == 1
+    assert str(settings.graph_optimization_level).endswith("ORT_ENABLE_BASIC")
+    assert runtime.predict({"pixels": digits[2][:3]})["label"].shape == (3,)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"inputs": "x:FP32:64"}, r"option\(s\) inputs do not apply to .*digits\.onnx: an ONNX"),
+        ({"dtype": "bfloat16"}, "onnxruntime converts graphs to float16 only"),
+        ({"intra_op_threads": "0"}, "intra_op_threads=0 must be at least 1"),
+        ({"fromat": "onnx"}, r"unknown option\(s\) fromat for an ONNX graph in the torch plugin"),
+    ],
+)
+def test_options_that_do_not_fit_an_onnx_graph(
+    framework: Framework, classifier_paths: dict[str, Path], options: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ModelLoadError, match=message):
+        load(framework, classifier_paths["onnx"], **options)

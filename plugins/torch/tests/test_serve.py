@@ -48,7 +48,9 @@ def test_bfloat16_over_grpc_keeps_the_wire_datatypes(
 ) -> None:
     rows = digits[2][:32]
     with (
-        start_wrapper("torch", classifier_paths["onnx"], options={"dtype": "bfloat16"}) as process,
+        start_wrapper(
+            "torch", classifier_paths["export"], options={"dtype": "bfloat16"}
+        ) as process,
         WrapperClient(process.address, model="digits") as client,
     ):
         outputs = client.infer({"pixels": rows})

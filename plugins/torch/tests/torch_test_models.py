@@ -18,8 +18,11 @@ from torch import nn
 
 __all__ = [
     "DigitsClassifier",
+    "ImageScorer",
     "MaskedScorer",
+    "SequencePair",
     "save_export",
+    "save_export_with_dims",
     "save_metadata",
     "save_onnx",
     "save_torchscript",
@@ -61,6 +64,31 @@ class MaskedScorer(nn.Module):
         return self.score(kept), mask.sum(dim=1)
 
 
+class ImageScorer(nn.Module):
+    """A small CNN over RGB images of any size: a convolution, global pooling, two scores."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, kernel_size=3, padding=1)
+        self.score = nn.Linear(4, 2)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Two scores per image."""
+        pooled = torch.relu(self.conv(image)).mean(dim=(2, 3))
+        scores: torch.Tensor = self.score(pooled)
+        return scores
+
+
+class SequencePair(nn.Module):
+    """Two sequences of one length, and a third of twice that length (every other step)."""
+
+    def forward(
+        self, first: torch.Tensor, second: torch.Tensor, doubled: torch.Tensor
+    ) -> torch.Tensor:
+        """A weighted sum per row."""
+        return (first * second).sum(dim=1) + doubled[:, ::2].sum(dim=1)
+
+
 def train_digits_classifier(
     rows: np.ndarray, labels: np.ndarray, hidden: int = 32, steps: int = 150, seed: int = 0
 ) -> DigitsClassifier:
@@ -93,6 +121,15 @@ def save_export(
         batch = torch.export.Dim("batch")
         dynamic = tuple({0: batch} for _ in examples)
     exported = torch.export.export(module, tuple(examples), dynamic_shapes=dynamic)
+    torch.export.save(exported, str(path))
+    return path
+
+
+def save_export_with_dims(
+    module: nn.Module, examples: Sequence[torch.Tensor], path: Path, dynamic_shapes: Any
+) -> Path:
+    """``torch.export`` with the given ``dynamic_shapes`` (``Dim`` ranges and relations)."""
+    exported = torch.export.export(module.eval(), tuple(examples), dynamic_shapes=dynamic_shapes)
     torch.export.save(exported, str(path))
     return path
 

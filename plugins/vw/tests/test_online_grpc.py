@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 from vw_test_models import TrainedModel, load, texts_of
 
-from ketch import Framework, WrapperCallError, WrapperClient, WrapperProcess, start_wrapper
+from ketch import (
+    Framework,
+    LabelSpec,
+    WrapperCallError,
+    WrapperClient,
+    WrapperProcess,
+    start_wrapper,
+)
 
 
 def client_for(process: WrapperProcess) -> WrapperClient:
@@ -39,6 +46,25 @@ def test_the_wrapper_announces_online_learning(digits_wrapper: WrapperProcess) -
         assert client.model_metadata().platform == "vowpalwabbit"
 
 
+def test_capabilities_say_it_persists_and_which_labels_it_takes(
+    digits_wrapper: WrapperProcess, vw_models: dict[str, TrainedModel]
+) -> None:
+    with client_for(digits_wrapper) as client:
+        capabilities = client.capabilities()
+    assert capabilities.observe
+    assert capabilities.persists_observations
+    assert capabilities.labels == LabelSpec("classes", tuple(range(1, 11)))
+    read_only = {"input": "dense", "n_features": "64", "learn": "false"}
+    with (
+        start_wrapper("vw", vw_models["digits"].path, options=read_only) as process,
+        client_for(process) as client,
+    ):
+        capabilities = client.capabilities()
+    assert not capabilities.observe
+    assert not capabilities.persists_observations
+    assert capabilities.labels is None
+
+
 def test_observe_over_grpc_matches_observe_in_process(
     digits_wrapper: WrapperProcess, digits_model: TrainedModel, framework: Framework
 ) -> None:
@@ -62,7 +88,10 @@ def test_observe_over_grpc_matches_observe_in_process(
 def test_bad_labels_over_grpc(digits_wrapper: WrapperProcess, digits_model: TrainedModel) -> None:
     rows = digits_model.test.rows[:2]
     with client_for(digits_wrapper) as client:
-        with pytest.raises(WrapperCallError, match=r"INVALID_ARGUMENT: .*classes 1 to 10; got 0"):
+        with pytest.raises(
+            WrapperCallError,
+            match=r"INVALID_ARGUMENT: labels: row 0 has the label 0, .*classes 1 to 10",
+        ):
             client.observe({"input": rows}, np.array([0, 4]))
         with pytest.raises(WrapperCallError, match=r"INVALID_ARGUMENT: labels: 3 rows for 2"):
             client.observe({"input": rows}, np.array([1, 2, 3]))

@@ -379,3 +379,12 @@ def test_discovery_does_not_import_vowpal_wabbit() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
     )
     assert json.loads(result.stdout) == []
+
+
+def test_a_directory_holding_the_model_and_its_arguments_file_serves_the_model(
+    framework: Framework, model_copy: Callable[[str], TrainedModel]
+) -> None:
+    model = model_copy("digits")  # the model file and its .args sidecar, alone in a folder
+    runtime = load(framework, model.path.parent)
+    assert runtime.spec.path == str(model.path)
+    assert "probabilities" in runtime.signature.output_specs

@@ -40,7 +40,17 @@ from ketch.model_spec import ModelSpec
 from ketch.process import ReadyInfo, WrapperProcess, WrapperStartError, start_wrapper
 from ketch.runtime import ModelRuntime
 from ketch.server import WrapperServer
-from ketch.signature import VARIABLE, Capabilities, Signature, TensorSpec, Tolerance
+from ketch.signature import (
+    LABEL_KINDS,
+    VARIABLE,
+    Capabilities,
+    DimensionRange,
+    LabelSpec,
+    Signature,
+    TensorSpec,
+    Tolerance,
+)
+from ketch.tensors import text_rows
 from ketch.validation import validate_inputs, validate_labels, validate_outputs
 from ketch.version import __version__
 
@@ -49,14 +59,17 @@ __all__ = [
     "DISABLE_VARIABLE",
     "ENTRY_POINT_GROUP",
     "EXTRA_VARIABLE",
+    "LABEL_KINDS",
     "VARIABLE",
     "AsyncWrapperClient",
     "Capabilities",
     "ContractViolation",
     "DeviceUnavailableError",
+    "DimensionRange",
     "Framework",
     "InvalidInputError",
     "KetchError",
+    "LabelSpec",
     "ModelLoadError",
     "ModelMetadata",
     "ModelNotFoundError",
@@ -85,6 +98,7 @@ __all__ = [
     "numpy_dtype",
     "select_framework",
     "start_wrapper",
+    "text_rows",
     "tune_allocator",
     "validate_inputs",
     "validate_labels",

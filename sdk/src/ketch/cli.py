@@ -24,6 +24,7 @@ from ketch.allocator import tune_allocator
 from ketch.discovery import installed_plugins, select_framework
 from ketch.errors import KetchError, PluginError
 from ketch.model_spec import ModelSpec
+from ketch.probe import add_probe_command
 from ketch.process import ReadyInfo, format_listening_line, format_ready_line
 from ketch.server import WrapperServer
 from ketch.version import __version__
@@ -84,7 +85,11 @@ def _add_serve(commands: Any) -> None:
     parser.add_argument(
         "plugin", help="an installed plugin's name (see 'ketch plugins') or module[:attribute]"
     )
-    parser.add_argument("model_path", help="the model file, directory or URI")
+    parser.add_argument(
+        "model_path",
+        help="the model file or URI, or a directory: one the plugin loads as a whole (a "
+        "SavedModel), else one that holds exactly one model file (KServe's /mnt/models)",
+    )
     parser.add_argument("--name", help="the model's name (default: the file's stem)")
     parser.add_argument("--version", default="1", help="the model's version (default: 1)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps, ...")
@@ -237,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_serve(commands)
     _add_plugins(commands)
+    add_probe_command(commands)
     for entry_point in entry_points(group=COMMANDS_GROUP):
         try:
             entry_point.load()(commands)

@@ -22,7 +22,8 @@ from grpc_health.v1 import health_pb2
 from ketch.errors import WrapperCallError
 from ketch.proto import grpc_service_pb2 as pb
 from ketch.proto import ketch_observe_pb2 as observe_pb
-from ketch.signature import Capabilities, TensorSpec, Tolerance
+from ketch.range_parameters import parameter_values, ranges_from_parameters
+from ketch.signature import Capabilities, LabelSpec, TensorSpec, Tolerance
 from ketch.wire import infer_request, response_arrays, tensor_header
 
 __all__ = [
@@ -71,18 +72,29 @@ class ObserveResult:
 
 
 def _capabilities(response: observe_pb.CapabilitiesResponse) -> Capabilities:
+    labels = None
+    if response.observe and response.HasField("labels"):
+        labels = LabelSpec(response.labels.kind, tuple(response.labels.classes))
     return Capabilities(
         devices=tuple(response.devices),
         observe=response.observe,
         max_batch=response.max_batch or None,
         tolerance=Tolerance(rtol=response.rtol, atol=response.atol),
+        persists_observations=response.observe and response.persists_observations,
+        labels=labels,
     )
+
+
+def _tensor_spec(tensor: pb.ModelMetadataResponse.TensorMetadata) -> TensorSpec:
+    shape = tuple(tensor.shape)
+    ranges = ranges_from_parameters(shape, parameter_values(tensor.parameters))
+    return TensorSpec(tensor.name, tensor.datatype, shape, ranges)
 
 
 def _tensor_specs(
     tensors: Sequence[pb.ModelMetadataResponse.TensorMetadata],
 ) -> tuple[TensorSpec, ...]:
-    return tuple(TensorSpec(t.name, t.datatype, tuple(t.shape)) for t in tensors)
+    return tuple(_tensor_spec(tensor) for tensor in tensors)
 
 
 def _model_metadata(response: pb.ModelMetadataResponse) -> ModelMetadata:
@@ -208,7 +220,11 @@ class WrapperClient:
         return _model_metadata(response)
 
     def capabilities(self, model: str | None = None, version: str = "") -> Capabilities:
-        """What the model can do beyond ModelMetadata: devices, observe, maximum batch."""
+        """What the model can do beyond ModelMetadata.
+
+        Its devices, whether it learns online, its maximum batch, the tolerance for
+        comparing its outputs, whether what it learns persists, and its labels.
+        """
         request = observe_pb.CapabilitiesRequest(
             model_name=self.model if model is None else model, model_version=version
         )
@@ -334,7 +350,11 @@ class AsyncWrapperClient:
         return _model_metadata(response)
 
     async def capabilities(self, model: str | None = None, version: str = "") -> Capabilities:
-        """What the model can do beyond ModelMetadata: devices, observe, maximum batch."""
+        """What the model can do beyond ModelMetadata.
+
+        Its devices, whether it learns online, its maximum batch, the tolerance for
+        comparing its outputs, whether what it learns persists, and its labels.
+        """
         request = observe_pb.CapabilitiesRequest(
             model_name=self.model if model is None else model, model_version=version
         )

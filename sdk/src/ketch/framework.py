@@ -41,8 +41,12 @@ class Framework:
             )
         self.observes = "ketch_observe" in implemented
 
-    def load(self, spec: ModelSpec) -> object:
-        """The plugin's handle for the model, or ModelLoadError naming the file and the cause."""
+    def try_load(self, spec: ModelSpec) -> object | None:
+        """The plugin's handle for the model, or None when the plugin does not recognise it.
+
+        A plugin that recognises the model but cannot load it raises ModelLoadError
+        (any other exception it raises becomes one, naming the file and the cause).
+        """
         if _is_local_path(spec.path) and not Path(spec.path).exists():
             raise ModelLoadError(f"model {spec.name!r}: no file or directory at {spec.path!r}")
         try:
@@ -54,6 +58,11 @@ class Framework:
                 f"plugin {self.name!r} failed to load {spec.path!r}: "
                 f"{type(error).__name__}: {error}"
             ) from error
+        return model  # type: ignore[no-any-return]
+
+    def load(self, spec: ModelSpec) -> object:
+        """The plugin's handle for the model, or ModelLoadError naming the file and the cause."""
+        model = self.try_load(spec)
         if model is None:
             raise ModelLoadError(
                 f"plugin {self.name!r} does not recognise the model at {spec.path!r}"

@@ -10,6 +10,7 @@ import numpy as np
 
 from ketch.errors import InvalidInputError
 from ketch.framework import Framework
+from ketch.model_directory import load_model
 from ketch.model_spec import ModelSpec
 from ketch.signature import Signature
 from ketch.validation import validate_inputs, validate_labels, validate_outputs
@@ -56,9 +57,11 @@ class ModelRuntime:
     ) -> ModelRuntime:
         """Load, place on ``spec.device`` and describe the model; cap its batch at ``max_batch``.
 
+        A directory that the plugin does not load as a whole must hold one model: see
+        :func:`ketch.model_directory.load_model`; the runtime's spec names that file.
         ``test_delay_s`` (tests and benchmarks only) slows every prediction on purpose.
         """
-        model = framework.load(spec)
+        spec, model = load_model(framework, spec)
         model = framework.place(model, spec.device)
         signature = framework.signature(model)
         capabilities = signature.capabilities

@@ -30,6 +30,7 @@ from ketch.framework import Framework
 from ketch.model_spec import ModelSpec
 from ketch.proto import grpc_service_pb2 as pb
 from ketch.proto import ketch_observe_pb2 as observe_pb
+from ketch.range_parameters import fill_parameters, range_parameters
 from ketch.runtime import ModelRuntime
 from ketch.version import __version__
 from ketch.wire import decode_tensors, infer_response
@@ -164,7 +165,8 @@ class _InferenceService:
             (signature.outputs, response.outputs),
         ):
             for spec in specs:
-                target.add(name=spec.name, datatype=spec.datatype, shape=spec.shape)
+                tensor = target.add(name=spec.name, datatype=spec.datatype, shape=spec.shape)
+                fill_parameters(tensor.parameters, range_parameters(spec))
         return response
 
     def model_infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
@@ -185,13 +187,18 @@ class _InferenceService:
     ) -> observe_pb.CapabilitiesResponse:
         runtime = self.state.model(request.model_name, request.model_version)
         capabilities = runtime.signature.capabilities
-        return observe_pb.CapabilitiesResponse(
+        response = observe_pb.CapabilitiesResponse(
             devices=list(capabilities.devices),
             observe=runtime.observes,
             max_batch=capabilities.max_batch or 0,
             rtol=capabilities.tolerance.rtol,
             atol=capabilities.tolerance.atol,
+            persists_observations=runtime.observes and capabilities.persists_observations,
         )
+        if runtime.observes and capabilities.labels is not None:
+            response.labels.kind = capabilities.labels.kind
+            response.labels.classes.extend(capabilities.labels.classes)
+        return response
 
     def observe(self, request: observe_pb.ObserveRequest) -> observe_pb.ObserveResponse:
         runtime = self.state.model(request.model_name, request.model_version)

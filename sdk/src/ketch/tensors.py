@@ -22,6 +22,7 @@ __all__ = [
     "decode_raw",
     "element_count",
     "encode_raw",
+    "text_rows",
     "to_bytes",
 ]
 
@@ -119,3 +120,22 @@ def _encode_bytes_elements(elements: Iterable[object]) -> bytes:
         parts.append(_LENGTH.pack(len(data)))
         parts.append(data)
     return b"".join(parts)
+
+
+def text_rows(values: np.ndarray, input_name: str) -> list[str]:
+    """The elements of a BYTES input as text; InvalidInputError naming a row that is not UTF-8.
+
+    For plugins whose framework takes strings (text models, DataFrame columns).
+    """
+    texts = []
+    for row, value in enumerate(values.tolist()):
+        if not isinstance(value, bytes):
+            texts.append(str(value))
+            continue
+        try:
+            texts.append(value.decode("utf-8"))
+        except UnicodeDecodeError as error:
+            raise InvalidInputError(
+                f"input {input_name!r} row {row} is not valid UTF-8: {error}"
+            ) from None
+    return texts

@@ -54,6 +54,9 @@ def validate_inputs(signature: Signature, inputs: Mapping[str, np.ndarray]) -> i
                 f"input {name!r}: expected datatype {spec.datatype}, got {got or array.dtype}"
             )
         if array.ndim == 0 or not spec.accepts_row_shape(array.shape[1:]):
+            misfit = spec.range_misfit(array.shape) if array.ndim else None
+            if misfit:
+                raise InvalidInputError(f"input {name!r}: {misfit} (got shape {list(array.shape)})")
             raise InvalidInputError(
                 f"input {name!r}: expected shape {list(spec.shape)}, got {list(array.shape)}"
             )
@@ -64,7 +67,27 @@ def validate_inputs(signature: Signature, inputs: Mapping[str, np.ndarray]) -> i
                 f"input {name!r} has {array.shape[0]} rows but the other inputs have {rows}"
             )
     assert rows is not None  # a signature has at least one input
+    _check_shared_dimensions(specs, inputs)
     return rows
+
+
+def _check_shared_dimensions(
+    specs: Mapping[str, TensorSpec], inputs: Mapping[str, np.ndarray]
+) -> None:
+    """InvalidInputError when dimensions that share a range's name differ in size."""
+    seen: dict[str, tuple[str, int, int]] = {}
+    for name, spec in specs.items():
+        for axis, bounds in enumerate(spec.ranges):
+            if bounds is None or not bounds.name:
+                continue
+            size = int(inputs[name].shape[axis])
+            first = seen.setdefault(bounds.name, (name, axis, size))
+            if first[2] != size:
+                raise InvalidInputError(
+                    f"input {name!r}: dimension {axis} is {size}, but it shares the size "
+                    f"{bounds.name!r} with input {first[0]!r} dimension {first[1]}, which is "
+                    f"{first[2]}"
+                )
 
 
 def validate_labels(labels: np.ndarray, rows: int) -> None:

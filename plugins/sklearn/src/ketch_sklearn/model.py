@@ -19,43 +19,22 @@ from ketch import (
     numpy_dtype,
     validate_inputs,
 )
+from ketch_sklearn.inputs import InputLayout, read_layout
 from ketch_sklearn.options import SklearnOptions
 
-__all__ = ["PLATFORM", "SklearnModel", "describe", "predict"]
+__all__ = ["PLATFORM", "SklearnModel", "describe", "predict", "sample_inputs"]
 
 PLATFORM: Final = "scikit-learn"
-TEXT_VECTORIZERS: Final = ("CountVectorizer", "TfidfVectorizer", "HashingVectorizer")
 
 
 @dataclass(frozen=True, slots=True)
 class SklearnModel:
-    """The plugin's handle: the estimator and what it was configured to answer."""
+    """The plugin's handle: the estimator, how its rows arrive, what it answers."""
 
     estimator: Any
     methods: tuple[str, ...]
-    text_input: bool
+    layout: InputLayout
     signature: Signature
-
-    @property
-    def input_spec(self) -> TensorSpec:
-        """The single input tensor."""
-        return self.signature.inputs[0]
-
-
-def _first_step(estimator: Any) -> Any:
-    steps = getattr(estimator, "steps", None)
-    while steps:
-        estimator = steps[0][1]
-        steps = getattr(estimator, "steps", None)
-    return estimator
-
-
-def takes_text(estimator: Any) -> bool:
-    """Whether the estimator (or its pipeline's first step) is a text vectorizer."""
-    from sklearn.feature_extraction import text
-
-    vectorizers = tuple(getattr(text, name) for name in TEXT_VECTORIZERS)
-    return isinstance(_first_step(estimator), vectorizers)
 
 
 def _check_methods(estimator: Any, methods: tuple[str, ...]) -> None:
@@ -70,18 +49,6 @@ def _check_methods(estimator: Any, methods: tuple[str, ...]) -> None:
         )
 
 
-def _feature_count(estimator: Any, options: SklearnOptions) -> int:
-    if options.n_features is not None:
-        return options.n_features
-    count = getattr(estimator, "n_features_in_", None)
-    if count is None:
-        raise ModelLoadError(
-            f"cannot tell how many features a row of {type(estimator).__name__} has "
-            "(it records no n_features_in_); set the option n_features"
-        )
-    return int(count)
-
-
 def _as_bytes(values: np.ndarray) -> np.ndarray:
     encoded = np.empty(values.shape, dtype=object)
     for index, value in np.ndenumerate(values):
@@ -93,60 +60,48 @@ def _output_spec(method: str, probe: np.ndarray) -> TensorSpec:
     return TensorSpec(method, datatype_of(probe.dtype), (-1, *probe.shape[1:]))
 
 
-def _probe_row(input_spec: TensorSpec, text_input: bool) -> np.ndarray:
-    if text_input:
-        return np.array([b"probe"], dtype=object)
-    return np.zeros((1, *input_spec.row_shape), dtype=numpy_dtype(input_spec.datatype))
+def _probe_failure(estimator: Any, method: str, layout: InputLayout, error: Exception) -> str:
+    """Why the probe row failed, and what to do when the columns were guessed wrong."""
+    name = type(estimator).__name__
+    if layout.kind != "columns":
+        shapes = ", ".join(f"{spec.name} {list(spec.shape)}" for spec in layout.specs)
+        return f"{name}.{method} failed on a probe row ({shapes}): {error}"
+    guessed = ",".join(f"{column.name}:{column.datatype}" for column in layout.columns)
+    return (
+        f"{name}.{method} failed on a probe row of its DataFrame columns, read as {guessed}: "
+        f"{error}. If a column's datatype is guessed wrong, declare it with the option "
+        "columns=NAME:DATATYPE,... (BYTES for strings, BOOL for booleans, FP64 or INT64 for "
+        "numbers); if the estimator takes something other than a DataFrame of columns, save "
+        "it as a pipeline that does (a ColumnTransformer first)"
+    )
 
 
 def describe(estimator: Any, options: SklearnOptions) -> SklearnModel:
-    """The handle for ``estimator``: its input, and its outputs learnt from one probe row.
+    """The handle for ``estimator``: its inputs, and its outputs learnt from one probe row.
 
     Probing with a real prediction, rather than guessing from attributes, gets
     every estimator's output datatype and shape right (multi-output regressors,
-    string labels, integer labels of any width).
+    string labels, integer labels of any width), and checks that the inputs work.
     """
     _check_methods(estimator, options.methods)
-    if options.input_kind == "auto":
-        text_input = takes_text(estimator)
-    else:
-        text_input = options.input_kind == "text"
-    if text_input:
-        input_spec = TensorSpec(options.input_name, "BYTES", (-1,))
-    else:
-        n_features = _feature_count(estimator, options)
-        input_spec = TensorSpec(options.input_name, options.input_datatype, (-1, n_features))
-    probe = _probe_row(input_spec, text_input)
+    layout = read_layout(estimator, options)
+    probe = layout.estimator_rows(layout.probe())
     outputs = []
     for method in options.methods:
         try:
-            result = np.asarray(getattr(estimator, method)(_rows(probe, text_input)))
+            result = np.asarray(getattr(estimator, method)(probe))
         except Exception as error:
-            raise ModelLoadError(
-                f"{type(estimator).__name__}.{method} failed on a probe row of shape "
-                f"{list(probe.shape)}: {error}"
-            ) from error
+            raise ModelLoadError(_probe_failure(estimator, method, layout, error)) from error
         outputs.append(_output_spec(method, result))
     signature = Signature(
-        inputs=(input_spec,),
+        inputs=layout.specs,
         outputs=tuple(outputs),
         capabilities=Capabilities(
             devices=("cpu",), observe=False, tolerance=Tolerance(rtol=1e-6, atol=1e-9)
         ),
         platform=PLATFORM,
     )
-    return SklearnModel(estimator, options.methods, text_input, signature)
-
-
-def _rows(batch: np.ndarray, text_input: bool) -> Any:
-    if not text_input:
-        return batch
-    try:
-        return [
-            value.decode("utf-8") if isinstance(value, bytes) else str(value) for value in batch
-        ]
-    except UnicodeDecodeError as error:
-        raise InvalidInputError(f"a text row is not valid UTF-8: {error}") from None
+    return SklearnModel(estimator, options.methods, layout, signature)
 
 
 def _empty(spec: TensorSpec) -> np.ndarray:
@@ -158,7 +113,7 @@ def predict(model: SklearnModel, inputs: Mapping[str, np.ndarray]) -> dict[str, 
     rows = validate_inputs(model.signature, inputs)
     if rows == 0:
         return {spec.name: _empty(spec) for spec in model.signature.outputs}
-    batch = _rows(inputs[model.input_spec.name], model.text_input)
+    batch = model.layout.estimator_rows(inputs)
     outputs: dict[str, np.ndarray] = {}
     for method, spec in zip(model.methods, model.signature.outputs, strict=True):
         try:
@@ -169,3 +124,14 @@ def predict(model: SklearnModel, inputs: Mapping[str, np.ndarray]) -> dict[str, 
             result = _as_bytes(result)
         outputs[spec.name] = result
     return outputs
+
+
+def sample_inputs(model: SklearnModel, rows: int) -> dict[str, np.ndarray] | None:
+    """Rows the model can predict, where random rows from the signature would not do.
+
+    Text models get sentences of their vocabulary; DataFrame columns get the
+    categories their encoders know. A matrix of numbers gets None: random rows fit.
+    """
+    if model.layout.kind == "numeric":
+        return None
+    return model.layout.samples(rows, np.random.default_rng(0))

@@ -6,32 +6,22 @@ from dataclasses import dataclass
 from typing import Final
 
 from ketch import ModelLoadError, ModelSpec
+from ketch_sklearn.columns import COLUMN_DATATYPES, NUMERIC_DATATYPES
 
 __all__ = ["INPUT_KINDS", "KNOWN_OPTIONS", "METHODS", "SklearnOptions"]
 
 METHODS: Final = ("predict", "predict_proba", "predict_log_proba", "decision_function")
-INPUT_KINDS: Final = ("auto", "numeric", "text")
-NUMERIC_DATATYPES: Final = (
-    "FP16",
-    "FP32",
-    "FP64",
-    "INT8",
-    "INT16",
-    "INT32",
-    "INT64",
-    "UINT8",
-    "UINT16",
-    "UINT32",
-    "UINT64",
-)
+INPUT_KINDS: Final = ("auto", "numeric", "text", "columns")
 FORMATS: Final = ("auto", "skops", "joblib", "pickle")
 
 KNOWN_OPTIONS: Final[dict[str, str]] = {
     "method": f"comma-separated outputs to compute, from {', '.join(METHODS)} (default predict)",
-    "input": "auto (default), numeric or text: what a row is",
+    "input": "auto (default), numeric, text or columns: what a row is",
     "input_name": "the input tensor's name (default input)",
     "input_datatype": "the numeric input's datatype (default FP64)",
     "n_features": "features per row, when the estimator does not record n_features_in_",
+    "columns": "comma-separated NAME:DATATYPE of DataFrame columns whose datatype the "
+    "estimator does not reveal (BYTES for strings, BOOL, FP64, INT64, ...)",
     "format": "auto (default, from the file's suffix), skops, joblib or pickle",
     "trust_pickle": "true to allow pickle and joblib files, which run code when loaded",
     "trusted_types": "comma-separated extra types to trust in a skops file",
@@ -49,6 +39,23 @@ def _split(value: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (value or "").split(",") if part.strip())
 
 
+def _declared_columns(value: str | None) -> dict[str, str]:
+    """``NAME:DATATYPE,...`` as a dict; ModelLoadError for a malformed entry."""
+    declared: dict[str, str] = {}
+    for entry in _split(value):
+        name, _, datatype = entry.rpartition(":")
+        name, datatype = name.strip(), datatype.strip().upper()
+        if not name or datatype not in COLUMN_DATATYPES:
+            raise ModelLoadError(
+                f"option columns: {entry!r} is not NAME:DATATYPE with a datatype from "
+                f"{', '.join(COLUMN_DATATYPES)}"
+            )
+        if name in declared:
+            raise ModelLoadError(f"option columns names the column {name!r} twice")
+        declared[name] = datatype
+    return declared
+
+
 @dataclass(frozen=True, slots=True)
 class SklearnOptions:
     """The plugin's options with their defaults applied."""
@@ -58,6 +65,7 @@ class SklearnOptions:
     input_name: str
     input_datatype: str
     n_features: int | None
+    declared_columns: dict[str, str]
     file_format: str
     trust_pickle: bool
     trusted_types: tuple[str, ...]
@@ -96,6 +104,7 @@ class SklearnOptions:
             input_name=(spec.option("input_name") or "input").strip(),
             input_datatype=_choice(spec, "input_datatype", NUMERIC_DATATYPES, "FP64"),
             n_features=n_features,
+            declared_columns=_declared_columns(spec.option("columns")),
             file_format=_choice(spec, "format", FORMATS, "auto"),
             trust_pickle=spec.flag("trust_pickle"),
             trusted_types=_split(spec.option("trusted_types")),

@@ -16,6 +16,7 @@ from ketch_sklearn.model import SklearnModel
 
 __all__ = [
     "ketch_batch_predict",
+    "ketch_example_inputs",
     "ketch_load",
     "ketch_place",
     "ketch_signature",
@@ -66,3 +67,16 @@ def ketch_batch_predict(
     from ketch_sklearn.model import predict
 
     return predict(model, inputs)
+
+
+@hookimpl
+def ketch_example_inputs(model: object, rows: int) -> dict[str, np.ndarray] | None:
+    """Sentences of a text model's vocabulary, or DataFrame columns with known categories.
+
+    None for a matrix of numbers, which random rows fit.
+    """
+    if not isinstance(model, SklearnModel):
+        return None
+    from ketch_sklearn.model import sample_inputs
+
+    return sample_inputs(model, rows)

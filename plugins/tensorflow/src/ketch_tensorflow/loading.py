@@ -147,19 +147,44 @@ def _load_keras_model(path: Path, options: TensorFlowOptions) -> Any:
         ) from error
 
 
+def _is_sequential(model: Any) -> bool:
+    import keras
+
+    return isinstance(model, keras.Sequential)
+
+
+def _keras_input_structure(model: Any, path: Path) -> Any:
+    """The model's inputs as it takes them: one tensor, a list, or a dict of named tensors.
+
+    A functional model records them in ``model.input``. A ``Sequential`` model
+    reloaded from a ``.keras`` file has no ``model.input`` (it was never called as a
+    whole), but lists its one input in ``model.inputs`` however it was built: from
+    ``keras.Input``, with ``input_shape=``, by ``build()`` or by a first call.
+    """
+    try:
+        return model.input
+    except (AttributeError, ValueError):
+        pass
+    try:
+        listed = list(model.inputs or [])
+    except (AttributeError, ValueError):
+        listed = []
+    if listed:
+        return listed[0] if len(listed) == 1 else list(listed)
+    raise ModelLoadError(
+        f"{path}: {type(model).__name__} has no defined inputs (it was saved before it was "
+        "built); build it before saving (keras.Input as its first layer, model.build(shape), "
+        "or one call on data), or export it as a SavedModel"
+    )
+
+
 def _keras_inputs(
     model: Any, path: Path
 ) -> tuple[list[str], list[Any], Callable[[dict[str, Any]], Any]]:
     """Input names, their Keras tensors, and how to arrange named tensors for ``model``."""
     import keras
 
-    try:
-        structure = model.input
-    except (AttributeError, ValueError) as error:
-        raise ModelLoadError(
-            f"{path}: {type(model).__name__} has no defined inputs; build it from keras.Input "
-            "(a functional or Sequential model), or export it as a SavedModel"
-        ) from error
+    structure = _keras_input_structure(model, path)
     if isinstance(structure, Mapping):
         names = [str(key) for key in structure]
         tensors = [structure[key] for key in structure]
@@ -174,9 +199,16 @@ def _keras_inputs(
 
 
 def _keras_output_names(model: Any, path: Path) -> tuple[list[str], Callable[[Any], list[Any]]]:
-    """Output names, and how to list the model's outputs in that order."""
+    """Output names, and how to list the model's outputs in that order.
+
+    A ``Sequential`` model's one output is named after its last layer, as a
+    functional model's outputs are named after the layers that make them.
+    """
     import keras
 
+    if _is_sequential(model):
+        last = model.layers[-1].name if model.layers else "output_0"
+        return [str(last)], lambda outputs: list(keras.tree.flatten(outputs))
     structure = model.output
     if isinstance(structure, Mapping):
         keys = list(structure)
@@ -188,6 +220,18 @@ def _keras_output_names(model: Any, path: Path) -> tuple[list[str], Callable[[An
     return names, lambda outputs: list(keras.tree.flatten(outputs))
 
 
+def _input_shape(model: Any, tensor: Any) -> Any:
+    """A Keras input's shape; a ``Sequential`` model's first dimension is always the batch.
+
+    A ``Sequential`` model built by calling it on data records that call's batch size,
+    though it takes any.
+    """
+    shape = tuple(tensor.shape)
+    if _is_sequential(model) and shape:
+        return (None, *shape[1:])
+    return shape
+
+
 def _read_keras(path: Path, options: TensorFlowOptions, device: Device) -> ServingFunction:
     tf = tensorflow()
     with tf.device(device.tf_name):
@@ -195,14 +239,15 @@ def _read_keras(path: Path, options: TensorFlowOptions, device: Device) -> Servi
         names, keras_tensors, arrange = _keras_inputs(model, path)
         if len(set(names)) != len(names):
             raise ModelLoadError(f"{path}: the model's inputs do not have distinct names: {names}")
+        shapes = [_input_shape(model, tensor) for tensor in keras_tensors]
         inputs = tuple(
-            ketch_tensor_spec(name, tensor.dtype, tensor.shape, f"input {name!r} of {path}")
-            for name, tensor in zip(names, keras_tensors, strict=True)
+            ketch_tensor_spec(name, tensor.dtype, shape, f"input {name!r} of {path}")
+            for name, tensor, shape in zip(names, keras_tensors, shapes, strict=True)
         )
         output_names, listed = _keras_output_names(model, path)
         input_signature = {
-            name: tf.TensorSpec(tensor.shape, tensor.dtype, name=name)
-            for name, tensor in zip(names, keras_tensors, strict=True)
+            name: tf.TensorSpec(shape, tensor.dtype, name=name)
+            for name, tensor, shape in zip(names, keras_tensors, shapes, strict=True)
         }
 
         def serve(named: dict[str, Any]) -> dict[str, Any]:

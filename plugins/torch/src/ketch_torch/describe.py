@@ -1,8 +1,8 @@
 """Settling a model's signature from what the user declares, the file says, and a probe.
 
 Inputs come from the first source that has them: the options and metadata file
-(:mod:`ketch_torch.declared`), the file itself (ONNX graphs and ``torch.export``
-programs record datatypes and shapes), or example inputs. Outputs are learnt
+(:mod:`ketch_torch.declared`), the file itself (``torch.export`` programs record
+datatypes and shapes), or example inputs. Outputs are learnt
 from one probe call on the CPU, named by the user, the file, the keys of a
 returned dictionary, or else ``output`` / ``output_0``, ``output_1`` ...
 """
@@ -30,6 +30,7 @@ from ketch import (
 )
 from ketch_torch.declared import METADATA_SUFFIX, Declared, DeclaredOutput
 from ketch_torch.devices import available_devices
+from ketch_torch.export_shapes import ExportBounds, sample_rows
 from ketch_torch.handle import PLATFORM, TorchModel
 from ketch_torch.loading import Program
 from ketch_torch.tensors import datatype_of_torch
@@ -111,9 +112,18 @@ def _settle_inputs(
 
 
 def probe_inputs(
-    inputs: Sequence[TensorSpec], examples: dict[str, np.ndarray] | None, rows: int
+    inputs: Sequence[TensorSpec],
+    examples: dict[str, np.ndarray] | None,
+    rows: int,
+    bounds: ExportBounds | None = None,
 ) -> dict[str, np.ndarray]:
-    """``rows`` rows for a probe call: the examples repeated, or zeros (variable sizes: 1)."""
+    """``rows`` rows for a probe call.
+
+    The examples repeated; rows inside an exported program's bounds; or zeros, with
+    variable sizes of 1.
+    """
+    if bounds is not None:
+        return sample_rows(inputs, bounds, examples, rows)
     if examples is not None:
         repeats = -(-rows // max(len(next(iter(examples.values()))), 1))
         return {
@@ -236,7 +246,9 @@ def describe(
     elif program.examples is not None and not _misfit(inputs, program.examples):
         examples = program.examples
     rows = program.fixed_batch or PROBE_ROWS
-    probe = probe_inputs(inputs, examples, rows)
+    if program.bounds is not None:
+        rows = max(rows, program.bounds.batch_minimum)
+    probe = probe_inputs(inputs, examples, rows, program.bounds)
     try:
         with torch.inference_mode():
             result = program.module(*(torch.from_numpy(probe[spec.name]) for spec in inputs))
@@ -254,7 +266,11 @@ def describe(
     signature = Signature(
         inputs=inputs,
         outputs=outputs,
-        capabilities=Capabilities(devices=available_devices(), tolerance=TOLERANCES[compute_dtype]),
+        capabilities=Capabilities(
+            devices=available_devices(),
+            max_batch=program.bounds.batch_maximum if program.bounds else None,
+            tolerance=TOLERANCES[compute_dtype],
+        ),
         platform=PLATFORM,
     )
     return TorchModel(

@@ -9,6 +9,7 @@ import torch
 
 from ketch import TensorSpec, numpy_dtype, validate_inputs
 from ketch_torch.describe import output_tensors
+from ketch_torch.export_shapes import guard_failure
 from ketch_torch.handle import TorchModel
 from ketch_torch.tensors import COMPUTE_DTYPES, from_host, to_host
 
@@ -21,13 +22,28 @@ def _empty(spec: TensorSpec) -> np.ndarray:
 
 
 def _run(model: TorchModel, tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    return output_tensors(model.module(*tensors), model.output_keys)
+    try:
+        result = model.module(*tensors)
+    except AssertionError as error:
+        rejected = guard_failure(error)
+        if rejected is None:
+            raise
+        raise rejected from None
+    return output_tensors(result, model.output_keys)
+
+
+def _batch_minimum(model: TorchModel) -> int:
+    bounds = model.program.bounds
+    return bounds.batch_minimum if bounds is not None else 0
 
 
 def _run_in_chunks(
     model: TorchModel, tensors: Sequence[torch.Tensor], size: int
 ) -> list[torch.Tensor]:
-    """For a model exported for one batch size: chunks of that size, the last one padded."""
+    """Chunks of ``size`` rows, the last one padded.
+
+    For a model exported for one batch size, or with a smallest batch.
+    """
     rows = tensors[0].shape[0]
     parts: list[list[torch.Tensor]] = []
     for start in range(0, rows, size):
@@ -51,6 +67,8 @@ def predict(model: TorchModel, inputs: Mapping[str, np.ndarray]) -> dict[str, np
     with torch.inference_mode():
         if model.fixed_batch is not None and model.fixed_batch != rows:
             outputs = _run_in_chunks(model, tensors, model.fixed_batch)
+        elif rows < _batch_minimum(model):
+            outputs = _run_in_chunks(model, tensors, _batch_minimum(model))
         else:
             outputs = _run(model, tensors)
         return {

@@ -7,7 +7,6 @@ read from the file untouched.
 
 from __future__ import annotations
 
-import copy
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ketch import VARIABLE, ModelLoadError, TensorSpec
-from ketch_torch.formats import EXPORT, ONNX, TORCHSCRIPT
+from ketch import VARIABLE, DimensionRange, ModelLoadError, TensorSpec
+from ketch_torch.export_shapes import ExportBounds, read_bounds
+from ketch_torch.formats import EXPORT, TORCHSCRIPT
 from ketch_torch.tensors import datatype_of_torch
 
 __all__ = ["Program", "module_for", "read_program"]
@@ -31,7 +31,8 @@ class Program:
     them; ``inputs`` the full specs when it declares datatypes and shapes too;
     ``output_names`` the names it gives its outputs; ``examples`` example
     inputs it carries; ``fixed_batch`` the batch size it was exported for, when
-    it cannot take any other.
+    it cannot take any other; ``bounds`` the sizes a ``torch.export`` program
+    accepts.
     """
 
     file_format: str
@@ -41,6 +42,7 @@ class Program:
     output_names: tuple[str, ...] | None = None
     examples: dict[str, np.ndarray] | None = None
     fixed_batch: int | None = None
+    bounds: ExportBounds | None = None
 
 
 def _load_torchscript(path: Path, device: torch.device) -> Any:
@@ -67,12 +69,14 @@ def _read_torchscript(path: Path) -> Program:
     return Program(TORCHSCRIPT, module, input_names=tuple(a.name for a in required))
 
 
-def _fake_spec(name: str, value: Any, where: str) -> TensorSpec:
+def _fake_spec(
+    name: str, value: Any, where: str, ranges: tuple[DimensionRange | None, ...] = ()
+) -> TensorSpec:
     sizes = [size if isinstance(size, int) else VARIABLE for size in value.shape]
     if not sizes:
         raise ModelLoadError(f"{where}: input {name!r} is a scalar; Ketch needs a batch axis")
     datatype = datatype_of_torch(value.dtype, f"{where}: input {name!r}")
-    return TensorSpec(name, datatype, (VARIABLE, *sizes[1:]))
+    return TensorSpec(name, datatype, (VARIABLE, *sizes[1:]), ranges)
 
 
 def _export_examples(program: Any, names: tuple[str, ...]) -> dict[str, np.ndarray] | None:
@@ -111,7 +115,10 @@ def _read_export(path: Path) -> Program:
     forward_names = getattr(call_signature, "forward_arg_names", None)
     if forward_names and len(forward_names) == len(names):
         names = tuple(forward_names)
-    specs = tuple(_fake_spec(n, v, where) for n, v in zip(names, values, strict=True))
+    bounds = read_bounds(values, exported.range_constraints)
+    specs = tuple(
+        _fake_spec(n, v, where, r) for n, v, r in zip(names, values, bounds.ranges, strict=True)
+    )
     first_batch = values[0].shape[0] if values and values[0].shape else None
     return Program(
         EXPORT,
@@ -120,26 +127,13 @@ def _read_export(path: Path) -> Program:
         inputs=specs,
         examples=_export_examples(exported, names),
         fixed_batch=first_batch if isinstance(first_batch, int) else None,
-    )
-
-
-def _read_onnx(path: Path) -> Program:
-    from ketch_torch.onnx_convert import read_onnx
-
-    converted = read_onnx(path)
-    return Program(
-        ONNX,
-        converted.module,
-        input_names=converted.module.input_names,
-        inputs=converted.inputs,
-        output_names=converted.output_names,
-        fixed_batch=converted.fixed_batch,
+        bounds=bounds,
     )
 
 
 def read_program(path: Path, file_format: str) -> Program:
-    """The model at ``path``, read as ``file_format``; ModelLoadError says why it cannot be."""
-    readers = {TORCHSCRIPT: _read_torchscript, EXPORT: _read_export, ONNX: _read_onnx}
+    """The model at ``path``, read as ``torchscript`` or ``export``; ModelLoadError says why not."""
+    readers = {TORCHSCRIPT: _read_torchscript, EXPORT: _read_export}
     return readers[file_format](path)
 
 
@@ -165,11 +159,9 @@ def module_for(
     """The program's module on ``device``, floating parameters in ``dtype`` (None: as saved)."""
     if device.type == "cpu" and dtype is None:
         return program.module
-    # a fresh read for the formats whose modules do not survive a deep copy intact
+    # a fresh read: neither format's modules survive a deep copy intact
     if program.file_format == EXPORT:
         module = _exported_module(path, device)
-    elif program.file_format == TORCHSCRIPT:
-        module = _load_torchscript(path, device)
     else:
-        module = copy.deepcopy(program.module).to(device)
+        module = _load_torchscript(path, device)
     return module.to(dtype) if dtype is not None else module

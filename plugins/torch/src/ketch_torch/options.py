@@ -8,13 +8,14 @@ from typing import Final
 
 from ketch import ModelLoadError, ModelSpec
 
-__all__ = ["DTYPES", "FORMATS", "KNOWN_OPTIONS", "TorchOptions"]
+__all__ = ["DTYPES", "FORMATS", "KNOWN_OPTIONS", "TorchOptions", "requested_format"]
 
 FORMATS: Final = ("auto", "torchscript", "export", "onnx")
 DTYPES: Final = ("auto", "float32", "float16", "bfloat16")
 
 KNOWN_OPTIONS: Final[dict[str, str]] = {
-    "format": "auto (default, from the file's contents), torchscript, export or onnx",
+    "format": "auto (default, from the file's contents), torchscript, export or onnx (an "
+    "ONNX graph takes ketch-onnx's options instead of the ones below, threads included)",
     "inputs": "the inputs, as NAME:DATATYPE:DIMS separated by commas, DIMS the row's sizes "
     "joined by x, -1 for a variable one (pixels:FP32:64, image:FP32:3x8x8)",
     "outputs": "comma-separated names for the outputs, in the order the model returns them",
@@ -32,6 +33,14 @@ def _choice(spec: ModelSpec, key: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ModelLoadError(f"option {key}={value!r} is not one of {', '.join(choices)}")
     return value
+
+
+def requested_format(spec: ModelSpec) -> str:
+    """The option ``format``: ``auto`` or the format the user forces.
+
+    Read before the other options, because an ONNX graph takes ketch-onnx's options.
+    """
+    return _choice(spec, "format", FORMATS)
 
 
 def _positive_int(spec: ModelSpec, key: str) -> int | None:

@@ -18,33 +18,19 @@ import numpy as np
 from ketch import InvalidInputError
 
 __all__ = [
+    "DEFAULT_NAMESPACE",
     "SHARED",
     "AdfExample",
     "adf_example",
     "dense_example",
     "dense_examples",
     "labelled",
-    "row_texts",
     "single_line_example",
 ]
 
 SHARED: Final = "shared"
-
-
-def row_texts(batch: np.ndarray, input_name: str) -> list[str]:
-    """The rows of a BYTES input as text; InvalidInputError for a row that is not UTF-8."""
-    texts = []
-    for index, value in enumerate(batch.tolist()):
-        if not isinstance(value, bytes):
-            texts.append(str(value))
-            continue
-        try:
-            texts.append(value.decode("utf-8"))
-        except UnicodeDecodeError as error:
-            raise InvalidInputError(
-                f"input {input_name!r} row {index} is not valid UTF-8: {error}"
-            ) from None
-    return texts
+DEFAULT_NAMESPACE: Final = "f"
+"""The namespace a dense row's columns become features of, unless the option says another."""
 
 
 def _features(line: str, input_name: str, index: int) -> str:
@@ -68,11 +54,13 @@ def single_line_example(text: str, input_name: str, index: int) -> str:
     return _features(stripped, input_name, index)
 
 
-def dense_example(row: Sequence[float] | np.ndarray, namespace: str) -> str:
+def dense_example(row: Sequence[float] | np.ndarray, namespace: str = DEFAULT_NAMESPACE) -> str:
     """The VW example for one dense row: column ``i`` is feature ``i`` of ``namespace``.
 
     Zeros are left out, as VW itself drops zero-valued features. Use it to write
-    training examples that a ``input=dense`` model will understand.
+    training examples that an ``input=dense`` model will understand: ``namespace``
+    must be the one the model is served with (the option ``namespace``, by default
+    ``f``, which is also this argument's default).
     """
     values = row.tolist() if isinstance(row, np.ndarray) else row
     features = " ".join([f"{column}:{value!r}" for column, value in enumerate(values) if value])

@@ -22,7 +22,7 @@ from ketch_vw.arguments import (
 from ketch_vw.model import PLATFORM, VwModel
 from ketch_vw.options import VwOptions
 from ketch_vw.persistence import write_text_atomically
-from ketch_vw.tasks import Task, TaskInfo, detect_task, output_specs
+from ketch_vw.tasks import Task, TaskInfo, detect_task, label_spec, output_specs
 
 __all__ = ["load_model", "open_workspace", "vw_version"]
 
@@ -157,6 +157,7 @@ def load_model(spec: ModelSpec) -> VwModel | None:
             observe=options.learn,
             tolerance=Tolerance(rtol=1e-6, atol=1e-7),
             persists_observations=options.learn,
+            labels=label_spec(info) if options.learn else None,
         ),
         platform=PLATFORM,
     )

@@ -22,6 +22,7 @@ from ketch import (
     ModelNotReadyError,
     Signature,
     TensorSpec,
+    text_rows,
     validate_inputs,
     validate_labels,
 )
@@ -31,7 +32,6 @@ from ketch_vw.examples import (
     adf_example,
     dense_examples,
     labelled,
-    row_texts,
     single_line_example,
 )
 from ketch_vw.options import VwOptions
@@ -111,13 +111,13 @@ class VwModel:
         name = self.input_spec.name
         if self.options.input_kind == "dense":
             return dense_examples(batch, self.options.namespace, name)
-        texts = row_texts(batch, name)
+        texts = text_rows(batch, name)
         return [single_line_example(text, name, index) for index, text in enumerate(texts)]
 
     def _adf_examples(self, batch: np.ndarray) -> list[AdfExample]:
         name = self.input_spec.name
         assert self.options.actions is not None
-        texts = row_texts(batch, name)
+        texts = text_rows(batch, name)
         return [
             adf_example(text, name, index, self.options.actions) for index, text in enumerate(texts)
         ]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Final
 
 from ketch import ModelLoadError, ModelSpec
+from ketch_vw.examples import DEFAULT_NAMESPACE
 
 __all__ = ["DENSE_DATATYPES", "INPUT_KINDS", "KNOWN_OPTIONS", "VwOptions"]
 
@@ -75,7 +76,7 @@ def _yes_no(spec: ModelSpec, key: str, default: bool) -> bool:
 
 
 def _namespace(spec: ModelSpec) -> str:
-    name = (spec.option("namespace") or "f").strip()
+    name = (spec.option("namespace") or DEFAULT_NAMESPACE).strip()
     if not name or any(character in name for character in " \t\n|:"):
         raise ModelLoadError(
             f"option namespace={name!r} must be a non-empty word without spaces, '|' or ':'"

@@ -15,6 +15,7 @@ from ketch_vw.model import VwModel
 
 __all__ = [
     "ketch_batch_predict",
+    "ketch_example_inputs",
     "ketch_load",
     "ketch_observe",
     "ketch_place",
@@ -69,6 +70,16 @@ def ketch_observe(
     if not isinstance(model, VwModel):
         return None
     return model.learn(inputs, labels)
+
+
+@hookimpl
+def ketch_example_inputs(model: object, rows: int) -> dict[str, np.ndarray] | None:
+    """Rows the model can predict: dense rows, or VW text examples for its task."""
+    if not isinstance(model, VwModel):
+        return None
+    from ketch_vw.samples import sample_rows
+
+    return sample_rows(model.info, model.options, rows)
 
 
 @hookimpl

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from ketch import InvalidInputError, ModelLoadError, TensorSpec
+from ketch import InvalidInputError, LabelSpec, ModelLoadError, TensorSpec
 
 __all__ = [
     "CLASS_COUNT_OPTIONS",
@@ -33,11 +33,13 @@ __all__ = [
     "bandit_labels",
     "detect_task",
     "empty_outputs",
+    "label_spec",
     "output_specs",
     "scalar_label_texts",
 ]
 
 CLASS_COUNT_OPTIONS: Final = ("oaa", "ect", "log_multi")
+INTERACTION_OPTIONS: Final = ("quadratic", "cubic", "interactions")
 # VW's numbering of its prediction and label types (pylibvw.vw.p* and l*)
 _SCALAR, _SCALARS, _ACTION_PROBS, _MULTICLASS = 0, 1, 3, 4
 _SIMPLE_LABEL, _MULTICLASS_LABEL, _BANDIT_LABEL = 1, 2, 4
@@ -54,11 +56,17 @@ class Task(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class TaskInfo:
-    """A model's task, its class count (multiclass), and whether it gives probabilities."""
+    """A model's task, and what else it says about its rows and outputs.
+
+    ``classes`` counts a multiclass model's classes, ``probabilities`` says whether
+    it gives them, ``namespaces`` are those its feature interactions name
+    (``-q sa``: ``s`` and ``a``).
+    """
 
     task: Task
     classes: int | None = None
     probabilities: bool = False
+    namespaces: tuple[str, ...] = ()
 
 
 def supplied_options(workspace: Any) -> dict[str, Any]:
@@ -72,14 +80,28 @@ def supplied_options(workspace: Any) -> dict[str, Any]:
     return supplied
 
 
+def _interaction_namespaces(options: Mapping[str, Any]) -> tuple[str, ...]:
+    """The namespaces that ``-q``, ``--cubic`` and ``--interactions`` name (``:`` is any)."""
+    named = {
+        letter
+        for key in INTERACTION_OPTIONS
+        for term in options.get(key) or ()
+        for letter in str(term)
+        if letter != ":"
+    }
+    return tuple(sorted(named))
+
+
 def detect_task(workspace: Any, source: str) -> TaskInfo:
     """The task of a loaded workspace; ModelLoadError for a kind the plugin does not serve."""
     prediction = int(workspace.get_prediction_type())
     label = int(workspace.get_label_type())
     multiline = bool(workspace._is_multiline())
     options = supplied_options(workspace)
+    namespaces = _interaction_namespaces(options)
     if prediction == _SCALAR and label == _SIMPLE_LABEL and not multiline:
-        return TaskInfo(Task.BINARY if options.get("binary") else Task.REGRESSION)
+        task = Task.BINARY if options.get("binary") else Task.REGRESSION
+        return TaskInfo(task, namespaces=namespaces)
     if prediction in (_MULTICLASS, _SCALARS) and label == _MULTICLASS_LABEL and not multiline:
         counts = [int(options[name]) for name in CLASS_COUNT_OPTIONS if options.get(name)]
         if not counts:
@@ -87,9 +109,11 @@ def detect_task(workspace: Any, source: str) -> TaskInfo:
                 f"{source}: a multiclass model, but none of --{', --'.join(CLASS_COUNT_OPTIONS)} "
                 "says how many classes it has"
             )
-        return TaskInfo(Task.MULTICLASS, counts[0], probabilities=prediction == _SCALARS)
+        return TaskInfo(
+            Task.MULTICLASS, counts[0], probabilities=prediction == _SCALARS, namespaces=namespaces
+        )
     if prediction == _ACTION_PROBS and label == _BANDIT_LABEL and multiline:
-        return TaskInfo(Task.CONTEXTUAL_BANDIT, probabilities=True)
+        return TaskInfo(Task.CONTEXTUAL_BANDIT, probabilities=True, namespaces=namespaces)
     raise ModelLoadError(
         f"{source}: the vw plugin serves regression, binary (--binary), multiclass (--oaa) "
         "and contextual-bandit (--cb_explore_adf) models; this one has VW prediction type "
@@ -111,6 +135,18 @@ def output_specs(info: TaskInfo, actions: int | None) -> tuple[TensorSpec, ...]:
         return (label, TensorSpec("probabilities", "FP32", (-1, info.classes)))
     assert actions is not None
     return (TensorSpec("probabilities", "FP32", (-1, actions)),)
+
+
+def label_spec(info: TaskInfo) -> LabelSpec:
+    """The labels a model of this task learns from, in VW's own numbering."""
+    if info.task is Task.REGRESSION:
+        return LabelSpec("numbers")
+    if info.task is Task.BINARY:
+        return LabelSpec("classes", (-1, 1))
+    if info.task is Task.MULTICLASS:
+        assert info.classes is not None
+        return LabelSpec("classes", tuple(range(1, info.classes + 1)))
+    return LabelSpec("bandit")
 
 
 def _numbers(labels: np.ndarray, shape: str) -> list[Any]:
@@ -142,16 +178,22 @@ def scalar_label_texts(info: TaskInfo, labels: np.ndarray) -> list[str]:
         return [repr(float(value)) for value in values]
     if info.task is Task.BINARY:
         classes = _whole(values, "-1 or 1")
-        if any(value not in (-1, 0, 1) for value in classes):
-            raise InvalidInputError("labels: a binary model learns from -1 (or 0) and 1")
+        for row, value in enumerate(classes):
+            if value not in (-1, 0, 1):
+                raise InvalidInputError(
+                    f"labels: row {row} has the label {value}, which this model cannot take: "
+                    "a binary model learns from -1 (or 0) and 1"
+                )
         return ["1" if value == 1 else "-1" for value in classes]
     assert info.classes is not None
     classes = _whole(values, f"classes 1 to {info.classes}")
-    if classes and (min(classes) < 1 or max(classes) > info.classes):
-        raise InvalidInputError(
-            f"labels: VW numbers this model's classes 1 to {info.classes}; got "
-            f"{min(classes)} to {max(classes)}"
-        )
+    for row, value in enumerate(classes):
+        if not 1 <= value <= info.classes:
+            raise InvalidInputError(
+                f"labels: row {row} has the label {value}, which this model cannot take: it "
+                f"learns classes 1 to {info.classes} (VW numbers classes from 1; map a class "
+                "k counted from 0 to k + 1)"
+            )
     return [str(value) for value in classes]
 
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from . import grpc_service_pb2 as grpc__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13ketch_observe.proto\x12\x08ketch.v1\x1a\x12grpc_service.proto\"\xe9\x01\n\x0eObserveRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12=\n\x06inputs\x18\x03 \x03(\x0b\x32-.inference.ModelInferRequest.InferInputTensor\x12\x1a\n\x12raw_input_contents\x18\x04 \x03(\x0c\x12=\n\x06labels\x18\x05 \x01(\x0b\x32-.inference.ModelInferRequest.InferInputTensor\x12\x12\n\nraw_labels\x18\x06 \x01(\x0c\"0\n\x0fObserveResponse\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\x12\x0c\n\x04rows\x18\x02 \x01(\x04\"@\n\x13\x43\x61pabilitiesRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\"g\n\x14\x43\x61pabilitiesResponse\x12\x0f\n\x07\x64\x65vices\x18\x01 \x03(\t\x12\x0f\n\x07observe\x18\x02 \x01(\x08\x12\x11\n\tmax_batch\x18\x03 \x01(\x04\x12\x0c\n\x04rtol\x18\x04 \x01(\x01\x12\x0c\n\x04\x61tol\x18\x05 \x01(\x01\x32R\n\x0eObserveService\x12@\n\x07Observe\x12\x18.ketch.v1.ObserveRequest\x1a\x19.ketch.v1.ObserveResponse\"\x00\x32_\n\x0cModelService\x12O\n\x0c\x43\x61pabilities\x12\x1d.ketch.v1.CapabilitiesRequest\x1a\x1e.ketch.v1.CapabilitiesResponse\"\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13ketch_observe.proto\x12\x08ketch.v1\x1a\x12grpc_service.proto\"\xe9\x01\n\x0eObserveRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12=\n\x06inputs\x18\x03 \x03(\x0b\x32-.inference.ModelInferRequest.InferInputTensor\x12\x1a\n\x12raw_input_contents\x18\x04 \x03(\x0c\x12=\n\x06labels\x18\x05 \x01(\x0b\x32-.inference.ModelInferRequest.InferInputTensor\x12\x12\n\nraw_labels\x18\x06 \x01(\x0c\"0\n\x0fObserveResponse\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\x12\x0c\n\x04rows\x18\x02 \x01(\x04\"@\n\x13\x43\x61pabilitiesRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\"\xab\x01\n\x14\x43\x61pabilitiesResponse\x12\x0f\n\x07\x64\x65vices\x18\x01 \x03(\t\x12\x0f\n\x07observe\x18\x02 \x01(\x08\x12\x11\n\tmax_batch\x18\x03 \x01(\x04\x12\x0c\n\x04rtol\x18\x04 \x01(\x01\x12\x0c\n\x04\x61tol\x18\x05 \x01(\x01\x12\x1d\n\x15persists_observations\x18\x06 \x01(\x08\x12#\n\x06labels\x18\x07 \x01(\x0b\x32\x13.ketch.v1.LabelSpec\"*\n\tLabelSpec\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07\x63lasses\x18\x02 \x03(\x03\x32R\n\x0eObserveService\x12@\n\x07Observe\x12\x18.ketch.v1.ObserveRequest\x1a\x19.ketch.v1.ObserveResponse\"\x00\x32_\n\x0cModelService\x12O\n\x0c\x43\x61pabilities\x12\x1d.ketch.v1.CapabilitiesRequest\x1a\x1e.ketch.v1.CapabilitiesResponse\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,10 +38,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_OBSERVERESPONSE']._serialized_end=337
   _globals['_CAPABILITIESREQUEST']._serialized_start=339
   _globals['_CAPABILITIESREQUEST']._serialized_end=403
-  _globals['_CAPABILITIESRESPONSE']._serialized_start=405
-  _globals['_CAPABILITIESRESPONSE']._serialized_end=508
-  _globals['_OBSERVESERVICE']._serialized_start=510
-  _globals['_OBSERVESERVICE']._serialized_end=592
-  _globals['_MODELSERVICE']._serialized_start=594
-  _globals['_MODELSERVICE']._serialized_end=689
+  _globals['_CAPABILITIESRESPONSE']._serialized_start=406
+  _globals['_CAPABILITIESRESPONSE']._serialized_end=577
+  _globals['_LABELSPEC']._serialized_start=579
+  _globals['_LABELSPEC']._serialized_end=621
+  _globals['_OBSERVESERVICE']._serialized_start=623
+  _globals['_OBSERVESERVICE']._serialized_end=705
+  _globals['_MODELSERVICE']._serialized_start=707
+  _globals['_MODELSERVICE']._serialized_end=802
 # @@protoc_insertion_point(module_scope)

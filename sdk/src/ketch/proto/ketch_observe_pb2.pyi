@@ -40,15 +40,27 @@ class CapabilitiesRequest(_message.Message):
     def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[str] = ...) -> None: ...
 
 class CapabilitiesResponse(_message.Message):
-    __slots__ = ("devices", "observe", "max_batch", "rtol", "atol")
+    __slots__ = ("devices", "observe", "max_batch", "rtol", "atol", "persists_observations", "labels")
     DEVICES_FIELD_NUMBER: _ClassVar[int]
     OBSERVE_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_FIELD_NUMBER: _ClassVar[int]
     RTOL_FIELD_NUMBER: _ClassVar[int]
     ATOL_FIELD_NUMBER: _ClassVar[int]
+    PERSISTS_OBSERVATIONS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
     devices: _containers.RepeatedScalarFieldContainer[str]
     observe: bool
     max_batch: int
     rtol: float
     atol: float
-    def __init__(self, devices: _Optional[_Iterable[str]] = ..., observe: _Optional[bool] = ..., max_batch: _Optional[int] = ..., rtol: _Optional[float] = ..., atol: _Optional[float] = ...) -> None: ...
+    persists_observations: bool
+    labels: LabelSpec
+    def __init__(self, devices: _Optional[_Iterable[str]] = ..., observe: _Optional[bool] = ..., max_batch: _Optional[int] = ..., rtol: _Optional[float] = ..., atol: _Optional[float] = ..., persists_observations: _Optional[bool] = ..., labels: _Optional[_Union[LabelSpec, _Mapping]] = ...) -> None: ...
+
+class LabelSpec(_message.Message):
+    __slots__ = ("kind", "classes")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CLASSES_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    classes: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, kind: _Optional[str] = ..., classes: _Optional[_Iterable[int]] = ...) -> None: ...
