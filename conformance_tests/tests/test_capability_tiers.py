@@ -93,6 +93,7 @@ def ketch_target(
             r"no size of the variable dimensions besides the sample's own "
             r"\('steps' \[12, 3, 64\]\) was answered: "
             r"'steps' \[12, 1, 64\]: input 'steps': expected 3 steps, got 1; .*"
+            r"'steps' \[12, 6, 64\]: input 'steps': expected 3 steps, got 6; "
             r"'steps' \[12, 7, 64\]: input 'steps': expected 3 steps, got 7",
         ),
         (

@@ -1,10 +1,11 @@
 """The variable_shapes and max_batch tiers: every declared size is honoured.
 
 A variable dimension (``-1``) need not take every size: a model exported for a
-range of sizes refuses the others. So the sizes tried are derived from the
-sample's own (which the plugin chose, when it gives ``ketch_example_inputs``),
+range of sizes (``TensorSpec.ranges``) refuses the others, and one dimension may
+be tied to another (``2 * seq``). So the sizes tried are derived from the
+sample's own (which the plugin chose, when it gives ``ketch_example_inputs``):
 each is answered or clearly refused, and at least one besides the sample's own
-must be answered.
+must be answered. Doubling every size keeps dimensions tied in proportion tied.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ SIZE_VARIANTS: Final[tuple[tuple[str, SizeRule], ...]] = (
     ("1", lambda size: 1),
     ("one less", lambda size: size - 1),
     ("one more", lambda size: size + 1),
+    ("twice", lambda size: 2 * size),
     ("twice, plus one", lambda size: 2 * size + 1),
 )
 """How each variable dimension's size is varied from the sample's own size ``s``:
-1, ``s - 1``, ``s + 1`` and ``2s + 1`` (with the random sample's 3: 1, 2, 4 and 7)."""
+1, ``s - 1``, ``s + 1``, ``2s`` and ``2s + 1`` (the random sample's 3: 1, 2, 4, 6, 7)."""
 
 
 def _variable_axes(signature: Signature) -> dict[str, list[int]]:
@@ -82,7 +84,7 @@ def _shapes(inputs: Mapping[str, np.ndarray]) -> str:
 
 @check(
     "variable_sizes_answered",
-    "variable dimensions at other sizes than the sample's (1, s - 1, s + 1, 2s + 1) are "
+    "variable dimensions at other sizes than the sample's (1, s - 1, s + 1, 2s, 2s + 1) are "
     "answered, each row as alone, or refused as invalid input naming the input; at least one "
     "is answered",
     tier="variable_shapes",
