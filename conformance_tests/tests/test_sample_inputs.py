@@ -17,7 +17,7 @@ import pytest
 from conformance_example_plugins import EXAMPLE_STEPS, TAG
 from conformance_test_support import ketch
 
-from ketch import Signature, TensorSpec
+from ketch import DimensionRange, Signature, TensorSpec
 from ketch_conformance import ConformanceFailure, ConformanceTarget, load_in_process
 from ketch_conformance.sample_inputs import (
     RANDOM,
@@ -27,6 +27,7 @@ from ketch_conformance.sample_inputs import (
     read_inputs_file,
     read_labels_file,
 )
+from ketch_conformance.samples import random_inputs
 
 TEXTS = [f"|f sail wind {word}" for word in ("harbour", "stone", "river", "light", "query")]
 TEXT_SIGNATURE = Signature(
@@ -106,6 +107,19 @@ def test_labels_load_from_npy_and_json_but_not_from_object_arrays(tmp_path: Path
     np.save(tmp_path / "objects.npy", np.array([{"a": 1}]), allow_pickle=True)
     with pytest.raises(SampleInputsError, match="the labels are an object array"):
         read_labels_file(tmp_path / "objects.npy")
+
+
+def test_random_rows_keep_variable_dimensions_inside_their_declared_ranges() -> None:
+    image = TensorSpec(
+        "image",
+        "FP32",
+        (-1, 3, -1, -1),
+        (None, None, DimensionRange(16, 512), DimensionRange(1, 2)),
+    )
+    steps = TensorSpec("steps", "INT64", (-1, -1))
+    signature = Signature((image, steps), (TensorSpec("y", "FP32", (-1,)),))
+    inputs = random_inputs(signature)
+    assert (inputs["image"].shape, inputs["steps"].shape) == ((12, 3, 16, 2), (12, 3))
 
 
 def test_the_target_rows_come_first_then_the_plugins_then_random_ones(
