@@ -32,13 +32,15 @@ from typing import Any
 
 import numpy as np
 
-from ketch import start_wrapper
-from ketch_gateway.batcher import BatchingPredictor
-from ketch_gateway.config import BatchingConfig
+from ketch import EXTRA_VARIABLE, start_wrapper
+from ketch_conformance import pacing
+from ketch_gateway.control.config import BatchingConfig
 from ketch_gateway.errors import ApiError
 from ketch_gateway.metrics import Metrics
-from ketch_gateway.predictor import DirectPredictor, Predictor
-from ketch_gateway.replicas import Replica, ReplicaSet
+from ketch_gateway.serving.batcher import BatchingPredictor
+from ketch_gateway.serving.direct import DirectPredictor
+from ketch_gateway.serving.predictor import Dispatcher
+from ketch_gateway.serving.replicas import Replica, ReplicaSet
 
 RESULTS = Path(__file__).parent / "results"
 OBJECTIVE_S = 0.020
@@ -104,7 +106,7 @@ def train_models(folder: Path) -> tuple[dict[str, Path], np.ndarray]:
     return paths, rows
 
 
-def predictor_for(name: str, config: BatchingConfig | None, replicas: ReplicaSet) -> Predictor:
+def predictor_for(name: str, config: BatchingConfig | None, replicas: ReplicaSet) -> Dispatcher:
     """The gateway's predictor for a policy (None: no batching)."""
     if config is None:
         return DirectPredictor("model", replicas)
@@ -114,7 +116,7 @@ def predictor_for(name: str, config: BatchingConfig | None, replicas: ReplicaSet
 
 
 async def closed_loop(
-    predictor: Predictor,
+    predictor: Dispatcher,
     rows: np.ndarray,
     schedule: list[tuple[float, int]],
     trace: Callable[[], int | None] | None = None,
@@ -326,10 +328,11 @@ name = "slow"
   max_queue = 64
   [[models.versions]]
   version = "1"
-  plugin = "sdk_test_plugins:slow"
+  plugin = "ketch_conformance.reference:plugin"
   path = "{path}"
-  options = {{ predict_delay = "0.02" }}
 """
+SOAK_PACING = {EXTRA_VARIABLE: pacing.REFERENCE, pacing.PREDICT_DELAY_VARIABLE: "slow=0.02"}
+"""The pacing plugin makes every batch of the soak's model take 20 ms."""
 
 
 def soak(seconds: float) -> dict[str, Any]:
@@ -347,7 +350,6 @@ def soak(seconds: float) -> dict[str, Any]:
     from ketch_conformance.reference import fit_softmax, save_softmax
     from ketch_gateway import start_gateway
 
-    sdk_tests = Path(__file__).resolve().parents[1] / "sdk" / "tests"
     with tempfile.TemporaryDirectory(prefix="ketch-soak-") as folder:
         rows = np.random.default_rng(0).uniform(0, 1, (200, 64)).astype(np.float32)
         labels = rows.argmax(axis=1) % 10
@@ -356,8 +358,7 @@ def soak(seconds: float) -> dict[str, Any]:
         config.write_text(SOAK_MODEL.format(path=model))
         request = {"name": "input", "shape": [1, 64], "datatype": "FP32", "data": rows[0].tolist()}
         body = json.dumps({"inputs": [request]}).encode()
-        env = {"PYTHONPATH": str(sdk_tests)}
-        with start_gateway(config, env=env, echo_stderr=False) as gateway:
+        with start_gateway(config, env=SOAK_PACING, echo_stderr=False) as gateway:
             url = f"{gateway.url}/v2/models/slow/infer"
             saturating = gateway_overhead.measure("http", url, body, SOAK_CLIENTS, 5.0)
             memory: list[tuple[float, int]] = []

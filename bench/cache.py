@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 
 from ketch import start_wrapper
-from ketch_gateway.batcher import BatchingPredictor
-from ketch_gateway.caching import CachingPredictor
-from ketch_gateway.config import BatchingConfig, CacheConfig
+from ketch_gateway.control.config import BatchingConfig, CacheConfig
 from ketch_gateway.metrics import Metrics
-from ketch_gateway.replicas import Replica, ReplicaSet
-from ketch_gateway.similarity_cache import HyperplaneIndex
+from ketch_gateway.serving.batcher import BatchingPredictor
+from ketch_gateway.serving.caching import CachingPredictor
+from ketch_gateway.serving.replicas import Replica, ReplicaSet
+from ketch_gateway.serving.similarity_cache import HyperplaneIndex
 
 RESULTS = Path(__file__).parent / "results"
 HIT_TARGET_US = 20.0
@@ -68,13 +68,13 @@ async def _hit_latencies(address: str, row: np.ndarray, count: int) -> list[floa
     queue.replicas_changed()
     cache = CachingPredictor("digits", "1", queue, CacheConfig(exact=True), Metrics())
     inputs = {"input": row}
-    await cache.predict_rows(inputs, timeout=5.0)
+    await cache.predict(inputs, timeout=5.0)
     samples = []
     for _ in range(count):
         started = time.perf_counter()
-        answer = await cache.predict_rows(inputs, timeout=5.0)
+        answer = await cache.predict(inputs, timeout=5.0)
         samples.append(time.perf_counter() - started)
-        assert answer.sources == ["exact"]
+        assert answer.sources == ("exact",)
     await cache.close()
     await replicas.close()
     return samples

@@ -19,7 +19,8 @@ The other 1,347 digits are the stream.
    within 20 examples; observe p50 at most 0.05 ms. A smaller run goes through
    the gateway end to end (HTTP feedback with a user, then predictions with and
    without the user).
-3. Stragglers: the MLP's wrapper sleeps on every prediction (``test_delay_ms``);
+3. Stragglers: the MLP's wrapper sleeps on every prediction (the pacing plugin,
+   ``ketch_conformance.pacing``, through ``KETCH_PACING_PREDICT_DELAY``);
    an ``exp4`` app with straggler mitigation against one that waits for every
    model, and one over unslowed models: latency percentiles, contributors and
    accuracy. Target: p99 within the latency objective with mitigation.
@@ -45,9 +46,12 @@ import httpx
 import numpy as np
 from overhead_scenarios_tensorflow import save_digits_mlp
 
+from ketch import EXTRA_VARIABLE
+from ketch_conformance import pacing
 from ketch_gateway import start_gateway
-from ketch_gateway.answers import AnswerReader
-from ketch_gateway.correction import Exp4, Personalized
+from ketch_gateway.correction.answers import AnswerReader
+from ketch_gateway.correction.policies import Exp4, Personalized
+from ketch_gateway.correction.registry import POLICIES
 
 RESULTS = Path(__file__).parent / "results"
 TRAIN_ROWS = 150
@@ -120,7 +124,10 @@ def train_models(digits: Digits, folder: Path) -> dict[str, Path]:
 
 
 def model_tables(paths: Mapping[str, Path], slow: Sequence[str] = ()) -> str:
-    """``[[models]]`` tables for the base models; names in ``slow`` get a slowed twin."""
+    """``[[models]]`` tables for the base models; names in ``slow`` get a twin ``NAME_slow``.
+
+    The twins are slowed by :func:`pacing_env`.
+    """
     options = {
         "logreg": '{ method = "predict_proba" }',
         "mlp": "{}",
@@ -129,7 +136,7 @@ def model_tables(paths: Mapping[str, Path], slow: Sequence[str] = ()) -> str:
     plugins = {"logreg": "sklearn", "mlp": "tensorflow", "vw": "vw"}
     tables = []
     for name in MODELS:
-        for suffix, delay in [("", 0)] + [("_slow", STRAGGLER_DELAY_MS)] * (name in slow):
+        for suffix in [""] + ["_slow"] * (name in slow):
             tables.append(
                 f"""
 [[models]]
@@ -139,10 +146,15 @@ name = "{name}{suffix}"
   plugin = "{plugins[name]}"
   path = "{paths[name]}"
   options = {options[name]}
-  test_delay_ms = {delay}
 """
             )
     return "".join(tables)
+
+
+def pacing_env(slow: Sequence[str]) -> dict[str, str]:
+    """The environment that makes the wrappers of ``NAME_slow`` sleep on every prediction."""
+    delays = ",".join(f"{name}_slow={STRAGGLER_DELAY_MS / 1000}" for name in slow)
+    return {EXTRA_VARIABLE: pacing.REFERENCE, pacing.PREDICT_DELAY_VARIABLE: delays}
 
 
 def app_table(name: str, models: Sequence[str], policy: str, **extra: Any) -> str:
@@ -228,7 +240,7 @@ def ensemble(
         "best_single": best,
         "exp4_gateway_error": gateway_error,
         "exp4_gateway_ratio": gateway_error / best_error,
-        "exp4_replay_default_eta_error": sweep[Exp4.option_defaults["eta"]].mean(),
+        "exp4_replay_default_eta_error": sweep[POLICIES["exp4"].option_defaults["eta"]].mean(),
         "eta_sweep": {str(eta): errors.mean() / best_error for eta, errors in sweep.items()},
         "feedback_p50_ms": float(np.percentile(gateway_run["feedback_ms"], 50)),
         "final_weights": gateway_run["state"],
@@ -543,7 +555,7 @@ def main() -> int:
                 ),
             ],
         )
-        with start_gateway(config, echo_stderr=False) as gateway:
+        with start_gateway(config, env=pacing_env(["mlp"]), echo_stderr=False) as gateway:
             slow = stragglers(gateway.url, rows, labels, args.seconds, args.clients)
     report(summary, personal, slow, e2e, args.clients)
     print(f"wrote {plot(series, personal, slow)}")

@@ -21,7 +21,7 @@ from deploy_test_support import (
     render,
 )
 
-from ketch_gateway.config import load_config
+from ketch_gateway import load_config
 
 KUBERNETES = DEPLOY / "kubernetes"
 KSERVE_KINDS = ("ClusterServingRuntime", "ServingRuntime", "InferenceService")

@@ -1,7 +1,8 @@
 """Ketch's quick start: train a model, serve it through the gateway, query it, stop.
 
 Trains a logistic regression on scikit-learn's bundled digits and saves it with
-skops next to ``ketch.toml``; starts ``ketch gateway --config ketch.toml``, which
+skops next to a copy of ``ketch.toml`` in a folder of its own (``--folder``, or a
+temporary one); starts ``ketch gateway --config ketch.toml`` there, which
 launches and supervises the scikit-learn wrapper; sends the held-out digits
 through the Apps API (``/apps/digits/predict``) and through the Open Inference
 Protocol (``/v2/models/digits/infer``); prints the accuracy and the latency
@@ -13,8 +14,10 @@ Run it with ``scripts/demo`` (which installs Ketch first).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -33,14 +36,14 @@ from ketch_gateway import start_gateway
 HERE = Path(__file__).resolve().parent
 
 
-def train() -> tuple[np.ndarray, np.ndarray]:
-    """Fit the classifier, save it as ``digits.skops`` beside ketch.toml; the test split."""
+def train(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Fit the classifier, save it as ``digits.skops`` in ``folder``; the test split."""
     rows, labels = load_digits(return_X_y=True)
     train_rows, test_rows, train_labels, test_labels = train_test_split(
         rows / 16.0, labels, test_size=0.3, random_state=0
     )
     model = LogisticRegression(max_iter=2000).fit(train_rows, train_labels)
-    skops.io.dump(model, HERE / "digits.skops")
+    skops.io.dump(model, folder / "digits.skops")
     print(f"trained LogisticRegression on {len(train_rows)} digits, saved digits.skops")
     return test_rows, test_labels
 
@@ -114,15 +117,23 @@ def query(url: str, test_rows: np.ndarray, test_labels: np.ndarray) -> bool:
 
 def main() -> int:
     """Run the demo; the exit status."""
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
-    test_rows, test_labels = train()
-    with tempfile.TemporaryDirectory(prefix="ketch-demo-") as state:
-        started = time.perf_counter()
-        gateway = start_gateway(
-            HERE / "ketch.toml",
-            extra_args=["--state", str(Path(state) / "state.sqlite"), "--log-level", "warning"],
-            echo_stderr=False,
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--folder",
+        type=Path,
+        help="where to write the model, the configuration and the gateway's state "
+        "(default: a temporary folder, removed at the end)",
+    )
+    args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        folder: Path = args.folder or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="ketch-demo-"))
         )
+        folder.mkdir(parents=True, exist_ok=True)
+        config = Path(shutil.copy(HERE / "ketch.toml", folder / "ketch.toml"))
+        test_rows, test_labels = train(folder)
+        started = time.perf_counter()
+        gateway = start_gateway(config, extra_args=["--log-level", "warning"], echo_stderr=False)
         elapsed = time.perf_counter() - started
         print(f"ketch gateway is ready on {gateway.url} after {elapsed:.2f} s")
         try:

@@ -8,7 +8,8 @@ import httpx
 import numpy as np
 import pytest
 import skops.io
-from gateway_test_support import ADMIN_TOKEN, gateway_env, sentences, write_config
+from gateway_test_support import ADMIN_TOKEN, SLOW_PLUGIN, gateway_env, sentences, write_config
+from in_process import LocalModels, gateway_client
 from sklearn.datasets import load_digits
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -64,45 +65,7 @@ def softmax_model(models_dir: Path, digits: tuple[np.ndarray, np.ndarray]) -> Pa
     return save_softmax(model, models_dir / "softmax.npz")
 
 
-@pytest.fixture(scope="session")
-def serving_config(
-    tmp_path_factory: pytest.TempPathFactory,
-    digits_model: Path,
-    topics_model: Path,
-    softmax_model: Path,
-) -> Path:
-    folder = tmp_path_factory.mktemp("serving")
-    return write_config(
-        folder,
-        f"""
-[gateway]
-admin_token = "{ADMIN_TOKEN}"
-max_body_bytes = 200000
-
-[[models]]
-name = "digits"
-  [[models.versions]]
-  version = "1"
-  plugin = "sklearn"
-  path = "{digits_model}"
-  options = {{ method = "predict,predict_proba" }}
-
-[[models]]
-name = "topics"
-  [[models.versions]]
-  version = "1"
-  plugin = "sklearn"
-  path = "{topics_model}"
-
-[[models]]
-name = "slow"
-timeout_ms = 300
-  [[models.versions]]
-  version = "1"
-  plugin = "sdk_test_plugins:slow"
-  path = "{softmax_model}"
-  options = {{ predict_delay = "0.6" }}
-
+SERVING_APPS = """
 [[apps]]
 name = "digits"
 models = ["digits"]
@@ -124,18 +87,110 @@ default_output = "too slow"
 name = "slow-without-default"
 models = ["slow"]
 latency_objective_ms = 150
-""",
+"""
+
+
+def serving_toml(digits: str, topics: str, slow: str) -> str:
+    """The read-mostly gateway: digits, topics and a slow model, each with a version table."""
+    return f"""
+[gateway]
+admin_token = "{ADMIN_TOKEN}"
+max_body_bytes = 200000
+
+[[models]]
+name = "digits"
+  [[models.versions]]
+  version = "1"
+{digits}
+
+[[models]]
+name = "topics"
+  [[models.versions]]
+  version = "1"
+{topics}
+
+[[models]]
+name = "slow"
+timeout_ms = 300
+  [[models.versions]]
+  version = "1"
+{slow}
+{SERVING_APPS}"""
+
+
+@pytest.fixture(scope="session")
+def serving_config(
+    tmp_path_factory: pytest.TempPathFactory,
+    digits_model: Path,
+    topics_model: Path,
+    softmax_model: Path,
+) -> Path:
+    launched = '  plugin = "{}"\n  path = "{}"\n'
+    return write_config(
+        tmp_path_factory.mktemp("serving"),
+        serving_toml(
+            launched.format("sklearn", digits_model)
+            + '  options = { method = "predict,predict_proba" }',
+            launched.format("sklearn", topics_model),
+            launched.format(SLOW_PLUGIN, softmax_model) + '  options = { predict_delay = "0.6" }',
+        ),
     )
 
 
 @pytest.fixture(scope="session")
 def serving(serving_config: Path) -> Iterator[GatewayProcess]:
-    """One gateway for the read-mostly tests: digits, topics and a slow model."""
+    """One gateway process for the end-to-end tests: digits, topics and a slow model."""
     with start_gateway(serving_config, env=gateway_env()) as process:
         yield process
 
 
-@pytest.fixture
-def http(serving: GatewayProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=serving.url, timeout=30) as client:
+@pytest.fixture(scope="session")
+def local_models() -> Iterator[LocalModels]:
+    """Models served in the test process, for gateways in process."""
+    models = LocalModels()
+    yield models
+    models.close()
+
+
+@pytest.fixture(scope="session")
+def local_serving(
+    tmp_path_factory: pytest.TempPathFactory,
+    local_models: LocalModels,
+    digits_model: Path,
+    topics_model: Path,
+    softmax_model: Path,
+) -> Iterator[httpx.Client]:
+    """The read-mostly gateway in process, over the same models served in process."""
+    digits = local_models.serve(
+        "digits", "sklearn", digits_model, options={"method": "predict,predict_proba"}
+    )
+    topics = local_models.serve("topics", "sklearn", topics_model)
+    slow = local_models.serve("slow", SLOW_PLUGIN, softmax_model, options={"predict_delay": "0.6"})
+    text = serving_toml(*(f'  addresses = ["{a}"]' for a in (digits, topics, slow)))
+    with gateway_client(text, tmp_path_factory.mktemp("local-serving"), local_models) as client:
         yield client
+
+
+@pytest.fixture
+def http(local_serving: httpx.Client) -> httpx.Client:
+    """A client of the read-mostly gateway (in process)."""
+    return local_serving
+
+
+@pytest.fixture(scope="session")
+def ensemble_models(
+    tmp_path_factory: pytest.TempPathFactory, digits: tuple[np.ndarray, np.ndarray]
+) -> dict[str, Path]:
+    """A good model, a weak one (60 rows) and a wrong one (every label shifted by one)."""
+    rows, labels = digits
+    folder = tmp_path_factory.mktemp("ensemble")
+    fits = {
+        "good": LogisticRegression(max_iter=2000).fit(rows[:1000], labels[:1000]),
+        "weak": LogisticRegression(max_iter=2000).fit(rows[:60], labels[:60]),
+        "wrong": LogisticRegression(max_iter=2000).fit(rows[:1000], (labels[:1000] + 1) % 10),
+    }
+    paths = {}
+    for name, model in fits.items():
+        paths[name] = folder / f"{name}.skops"
+        skops.io.dump(model, paths[name])
+    return paths

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from in_process import LocalModels
 from prometheus_client.parser import text_string_to_metric_families
 
 SDK_TESTS = Path(__file__).resolve().parents[2] / "sdk" / "tests"
@@ -46,12 +47,18 @@ AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def digits_config(folder: Path, model: Path, count: int = 1) -> Path:
-    """A gateway with an admin token, the digits model (``count`` managed wrappers) and an app."""
+    """A gateway with an admin token, the digits model (``count`` managed wrappers) and an app.
+
+    The admin API may launch wrappers from the model's folder.
+    """
     return write_config(
         folder,
         f"""
 [gateway]
 admin_token = "{ADMIN_TOKEN}"
+
+[admin]
+model_roots = ["{model.parent}"]
 
 [[models]]
 name = "digits"
@@ -74,10 +81,16 @@ def gateway_env() -> dict[str, str]:
     return {"PYTHONPATH": str(SDK_TESTS)}
 
 
-def metric(url: str, name: str, **labels: str) -> float:
-    """The sum of a metric's samples whose labels include ``labels``, from ``url``/metrics."""
+def metric(gateway: str | httpx.Client, name: str, **labels: str) -> float:
+    """The sum of a metric's samples whose labels include ``labels``, from the gateway.
+
+    ``gateway`` is its URL, or a client of it.
+    """
+    exposition = (
+        httpx.get(f"{gateway}/metrics") if isinstance(gateway, str) else gateway.get("/metrics")
+    )
     total = 0.0
-    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics").text):
+    for family in text_string_to_metric_families(exposition.text):
         for sample in family.samples:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 total += sample.value
@@ -126,3 +139,40 @@ def redis_server(folder: Path) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def serve_ensemble(
+    models: LocalModels, paths: dict[str, Path], slow: dict[str, float] | None = None
+) -> str:
+    """``[[models]]`` tables for the ensemble, served in process (``slow``: delays by name)."""
+    text = ""
+    for name, path in paths.items():
+        address = models.serve(
+            name,
+            "sklearn",
+            path,
+            options={"method": "predict_proba"},
+            predict_delay=(slow or {}).get(name),
+        )
+        text += f"""
+[[models]]
+name = "{name}"
+  [[models.versions]]
+  version = "1"
+  addresses = ["{address}"]
+"""
+    return text
+
+
+def app_toml(name: str, policy: str, extra: str = "") -> str:
+    """An ``[[apps]]`` table over the ensemble, with ``policy``."""
+    return f"""
+[[apps]]
+name = "{name}"
+models = ["good", "weak", "wrong"]
+latency_objective_ms = 5000
+policy = "{policy}"
+classes = 10
+default_output = -1
+{extra}
+"""

@@ -1,4 +1,8 @@
-"""The admin API: authentication, every change, and persistence across a restart."""
+"""The admin API: authentication, every change, and persistence across a restart.
+
+In process over models served in process, but for what needs wrapper processes: the
+managed replicas the gateway starts, and a restart of the gateway itself.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,53 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_test_support import AUTH, digits_config, gateway_env, write_config
+from gateway_test_support import ADMIN_TOKEN, AUTH, digits_config, gateway_env
+from in_process import LocalModels, gateway_client
 
 from ketch import start_wrapper
 from ketch_gateway import GatewayProcess, start_gateway
+
+LOCAL_DIGITS = f"""
+[gateway]
+admin_token = "{ADMIN_TOKEN}"
+
+[[models]]
+name = "digits"
+  [[models.versions]]
+  version = "1"
+  addresses = ["{{address}}"]
+
+[[apps]]
+name = "digits"
+models = ["digits"]
+latency_objective_ms = 5000
+"""
+
+
+@pytest.fixture(scope="module")
+def local_admin(
+    tmp_path_factory: pytest.TempPathFactory, local_models: LocalModels, digits_model: Path
+) -> Iterator[httpx.Client]:
+    """A gateway in process whose digits model is served in process."""
+    address = local_models.serve("digits", "sklearn", digits_model)
+    text = LOCAL_DIGITS.format(address=address)
+    with gateway_client(text, tmp_path_factory.mktemp("admin"), local_models) as client:
+        yield client
+
+
+@pytest.fixture
+def admin(local_admin: httpx.Client) -> httpx.Client:
+    """The in-process gateway, with the admin token."""
+    local_admin.headers.update(AUTH)
+    return local_admin
+
+
+@pytest.fixture
+def anonymous(local_admin: httpx.Client) -> Iterator[httpx.Client]:
+    """The in-process gateway, without the admin token."""
+    local_admin.headers.pop("authorization", None)
+    yield local_admin
+    local_admin.headers.update(AUTH)
 
 
 @pytest.fixture(scope="module")
@@ -21,12 +68,13 @@ def admin_config(tmp_path_factory: pytest.TempPathFactory, digits_model: Path) -
 
 @pytest.fixture(scope="module")
 def admin_gateway(admin_config: Path) -> Iterator[GatewayProcess]:
+    """A real gateway that starts and supervises its digits wrapper."""
     with start_gateway(admin_config, env=gateway_env()) as process:
         yield process
 
 
 @pytest.fixture
-def admin(admin_gateway: GatewayProcess) -> Iterator[httpx.Client]:
+def managed(admin_gateway: GatewayProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=admin_gateway.url, timeout=60, headers=AUTH) as client:
         yield client
 
@@ -43,25 +91,24 @@ def version_of(admin: httpx.Client, model: str, version: str) -> dict[str, Any]:
     return found
 
 
-def test_authentication(admin_gateway: GatewayProcess) -> None:
-    with httpx.Client(base_url=admin_gateway.url) as anonymous:
-        missing = anonymous.get("/admin/models")
-        assert missing.status_code == 401
-        assert missing.headers["www-authenticate"] == "Bearer"
-        assert "missing Authorization" in missing.json()["error"]
-        wrong = anonymous.get("/admin/models", headers={"Authorization": "Bearer nope"})
-        assert wrong.status_code == 403
-        assert wrong.json()["error"] == "wrong admin token"
-        basic = anonymous.get("/admin/models", headers={"Authorization": "Basic abc"})
-        assert basic.status_code == 401
+def test_authentication(anonymous: httpx.Client) -> None:
+    missing = anonymous.get("/admin/models")
+    assert missing.status_code == 401
+    assert missing.headers["www-authenticate"] == "Bearer"
+    assert "missing Authorization" in missing.json()["error"]
+    wrong = anonymous.get("/admin/models", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 403
+    assert wrong.json()["error"] == "wrong admin token"
+    basic = anonymous.get("/admin/models", headers={"Authorization": "Basic abc"})
+    assert basic.status_code == 401
 
 
 def test_versions_rollout_and_rollback(
-    admin: httpx.Client, digits_model: Path, digits: Any
+    admin: httpx.Client, local_models: LocalModels, digits_model: Path, digits: Any
 ) -> None:
+    second = local_models.serve("digits", "sklearn", digits_model, version="2")
     added = admin.post(
-        "/admin/models/digits/versions",
-        json={"version": "2", "plugin": "sklearn", "path": str(digits_model), "count": 1},
+        "/admin/models/digits/versions", json={"version": "2", "addresses": [second]}
     )
     assert ok(added)["version"] == "2"
     assert ok(admin.put("/admin/models/digits/version", json={"version": "2"}))["version"] == "2"
@@ -78,13 +125,13 @@ def test_versions_rollout_and_rollback(
     assert missing.status_code == 404
     assert "no version '7'" in missing.json()["error"]
     twice = admin.post(
-        "/admin/models/digits/versions",
-        json={"version": "2", "plugin": "sklearn", "path": str(digits_model)},
+        "/admin/models/digits/versions", json={"version": "2", "addresses": [second]}
     )
     assert twice.status_code == 409
 
 
-def test_scaling_managed_replicas(admin: httpx.Client) -> None:
+def test_scaling_managed_replicas(managed: httpx.Client) -> None:
+    admin = managed
     scaled = ok(admin.put("/admin/models/digits/versions/1/replicas", json={"count": 2}))
     assert scaled["managed"] == 2
     assert len(scaled["wrappers"]) == 2
@@ -97,7 +144,8 @@ def test_scaling_managed_replicas(admin: httpx.Client) -> None:
     assert "count: expected a whole number" in bad.json()["error"]
 
 
-def test_external_replicas(admin: httpx.Client, digits_model: Path) -> None:
+def test_external_replicas(managed: httpx.Client, digits_model: Path) -> None:
+    admin = managed
     with start_wrapper("sklearn", digits_model, name="digits") as wrapper:
         added = ok(
             admin.post(
@@ -164,8 +212,12 @@ def test_bad_admin_bodies(admin: httpx.Client) -> None:
     assert not_json.status_code == 400
 
 
-def test_changes_survive_a_restart(admin_gateway: GatewayProcess, admin_config: Path) -> None:
+def test_changes_survive_a_restart(
+    admin_gateway: GatewayProcess, admin_config: Path, digits_model: Path
+) -> None:
     with httpx.Client(base_url=admin_gateway.url, headers=AUTH, timeout=60) as admin:
+        second = {"version": "2", "plugin": "sklearn", "path": str(digits_model), "count": 1}
+        ok(admin.post("/admin/models/digits/versions", json=second))
         ok(admin.put("/admin/models/digits/version", json={"version": "2"}))
         before_models = ok(admin.get("/admin/models"))
         before_apps = ok(admin.get("/admin/apps"))
@@ -182,9 +234,8 @@ def test_changes_survive_a_restart(admin_gateway: GatewayProcess, admin_config: 
     assert summary == [(v["version"], v["managed"]) for v in before_models["models"][0]["versions"]]
 
 
-def test_admin_disabled_without_a_token(tmp_path: Path) -> None:
-    config = write_config(tmp_path, "[gateway]\n")
-    with start_gateway(config) as process, httpx.Client(base_url=process.url) as client:
+def test_admin_disabled_without_a_token(tmp_path: Path, local_models: LocalModels) -> None:
+    with gateway_client("[gateway]\n", tmp_path, local_models) as client:
         answer = client.get("/admin/models", headers=AUTH)
         assert answer.status_code == 403
         assert "the admin API is disabled" in answer.json()["error"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ketch_gateway.answer_reserve import REFRESH_EVERY, WINDOW, AnswerReserve
+from ketch_gateway.correction.answer_reserve import REFRESH_EVERY, WINDOW, AnswerReserve
 
 
 def test_the_reserve_starts_at_its_floor() -> None:

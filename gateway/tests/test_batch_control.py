@@ -7,8 +7,8 @@ import asyncio
 import numpy as np
 import pytest
 
-from ketch_gateway.batch_control import AimdBatchSize, FixedBatchSize
-from ketch_gateway.deadline_queue import DeadlineQueue, PendingRequest, QueueFull
+from ketch_gateway.serving.batch_control import AimdBatchSize, FixedBatchSize
+from ketch_gateway.serving.deadline_queue import DeadlineQueue, PendingRequest, QueueFull
 
 
 @pytest.fixture

@@ -1,7 +1,11 @@
-"""The model abstraction layer in a real gateway: batching, deadlines, shedding, replicas."""
+"""The model abstraction layer through the gateway: batching, deadlines, shedding, replicas.
+
+In process, but for losing a replica under load: that kills a real wrapper process.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -13,18 +17,22 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_test_support import ADMIN_TOKEN, AUTH, gateway_env, metric, write_config
+from gateway_test_support import ADMIN_TOKEN, AUTH, SLOW_PLUGIN, digits_config, metric, write_config
+from in_process import LocalModels, gateway_client
 
 from ketch_gateway import GatewayProcess, start_gateway
 
 
 @pytest.fixture(scope="module")
 def batching_gateway(
-    tmp_path_factory: pytest.TempPathFactory, digits_model: Path, softmax_model: Path
-) -> Iterator[GatewayProcess]:
-    config = write_config(
-        tmp_path_factory.mktemp("batching"),
-        f"""
+    tmp_path_factory: pytest.TempPathFactory,
+    local_models: LocalModels,
+    digits_model: Path,
+    softmax_model: Path,
+) -> Iterator[httpx.Client]:
+    digits = [local_models.serve("digits", "sklearn", digits_model, max_batch=16) for _ in "ab"]
+    slow = local_models.serve("slow", SLOW_PLUGIN, softmax_model, options={"predict_delay": "0.4"})
+    text = f"""
 [gateway]
 admin_token = "{ADMIN_TOKEN}"
 
@@ -37,10 +45,7 @@ name = "digits"
   delay_ms = 5
   [[models.versions]]
   version = "1"
-  plugin = "sklearn"
-  path = "{digits_model}"
-  max_batch = 16
-  count = 2
+  addresses = {json.dumps(digits)}
 
 [[models]]
 name = "slow"
@@ -50,9 +55,7 @@ name = "slow"
   max_queue = 3
   [[models.versions]]
   version = "1"
-  plugin = "sdk_test_plugins:slow"
-  path = "{softmax_model}"
-  options = {{ predict_delay = "0.4" }}
+  addresses = ["{slow}"]
 
 [[apps]]
 name = "digits"
@@ -65,38 +68,37 @@ name = "slow"
 models = ["slow"]
 latency_objective_ms = 150
 default_output = "late"
-""",
-    )
-    with start_gateway(config, env=gateway_env()) as process:
-        yield process
+"""
+    with gateway_client(text, tmp_path_factory.mktemp("batching"), local_models) as client:
+        yield client
 
 
-def predict(url: str, row: list[float], app: str = "digits") -> httpx.Response:
-    return httpx.post(f"{url}/apps/{app}/predict", json={"input": row}, timeout=30)
+def predict(client: httpx.Client, row: list[float], app: str = "digits") -> httpx.Response:
+    return client.post(f"/apps/{app}/predict", json={"input": row})
 
 
 def test_concurrent_requests_are_batched_and_answered_correctly(
-    batching_gateway: GatewayProcess, digits: Any, digits_classifier: Any
+    batching_gateway: httpx.Client, digits: Any, digits_classifier: Any
 ) -> None:
     rows = digits[0][:200]
     expected = digits_classifier.predict(rows).tolist()
-    url = batching_gateway.url
-    batches_before = metric(url, "ketch_batch_size_rows_count", model="digits")
+    client = batching_gateway
+    batches_before = metric(client, "ketch_batch_size_rows_count", model="digits")
     with ThreadPoolExecutor(max_workers=32) as pool:
-        answers = list(pool.map(lambda row: predict(url, row.tolist()), rows))
+        answers = list(pool.map(lambda row: predict(client, row.tolist()), rows))
     assert all(a.status_code == 200 for a in answers)
     assert [a.json()["output"] for a in answers] == expected
-    batches = metric(url, "ketch_batch_size_rows_count", model="digits") - batches_before
+    batches = metric(client, "ketch_batch_size_rows_count", model="digits") - batches_before
     assert 0 < batches < len(rows), "32 concurrent clients should share batches"
 
 
-def test_batches_never_exceed_the_wrappers_maximum(batching_gateway: GatewayProcess) -> None:
-    url = batching_gateway.url
-    total = metric(url, "ketch_batch_size_rows_count", model="digits")
-    within = metric(url, "ketch_batch_size_rows_bucket", model="digits", le="16.0")
+def test_batches_never_exceed_the_wrappers_maximum(batching_gateway: httpx.Client) -> None:
+    client = batching_gateway
+    total = metric(client, "ketch_batch_size_rows_count", model="digits")
+    within = metric(client, "ketch_batch_size_rows_bucket", model="digits", le="16.0")
     assert total > 0
     assert within == total
-    models = httpx.get(f"{url}/admin/models", headers=AUTH).json()["models"]
+    models = client.get("/admin/models", headers=AUTH).json()["models"]
     digits = next(m for m in models if m["name"] == "digits")
     batching = digits["versions"][0]["batching"]
     assert batching["policy"] == "aimd"
@@ -104,55 +106,53 @@ def test_batches_never_exceed_the_wrappers_maximum(batching_gateway: GatewayProc
     assert all(1 <= target <= 16 for target in batching["targets"].values())
 
 
-def test_a_request_bigger_than_the_maximum_is_refused(batching_gateway: GatewayProcess) -> None:
-    answer = httpx.post(
-        f"{batching_gateway.url}/apps/digits/predict", json={"inputs": [[0.0] * 64] * 17}
-    )
+def test_a_request_bigger_than_the_maximum_is_refused(batching_gateway: httpx.Client) -> None:
+    answer = batching_gateway.post("/apps/digits/predict", json={"inputs": [[0.0] * 64] * 17})
     assert answer.status_code == 400
     assert "exceeds model 'digits''s maximum batch of 16 rows" in answer.json()["error"]
 
 
 def test_requests_whose_deadline_passes_in_the_queue_are_answered_and_never_sent(
-    batching_gateway: GatewayProcess,
+    batching_gateway: httpx.Client,
 ) -> None:
-    url = batching_gateway.url
-    sent_before = metric(url, "ketch_batch_size_rows_count", model="slow")
-    expired_before = metric(url, "ketch_expired_requests_total", model="slow", stage="queued")
-    ratios_before = metric(url, "ketch_queue_wait_objective_ratio_count", model="slow")
-    early_before = metric(url, "ketch_queue_wait_objective_ratio_bucket", model="slow", le="0.5")
+    client = batching_gateway
+    sent_before = metric(client, "ketch_batch_size_rows_count", model="slow")
+    expired_before = metric(client, "ketch_expired_requests_total", model="slow", stage="queued")
+    ratios_before = metric(client, "ketch_queue_wait_objective_ratio_count", model="slow")
+    early_before = metric(client, "ketch_queue_wait_objective_ratio_bucket", model="slow", le="0.5")
     request = {
         "inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [0.0] * 64}]
     }
     with ThreadPoolExecutor(max_workers=3) as pool:
-        first = pool.submit(httpx.post, f"{url}/v2/models/slow/infer", json=request, timeout=30)
-        while metric(url, "ketch_batch_size_rows_count", model="slow") == sent_before:
+        first = pool.submit(client.post, "/v2/models/slow/infer", json=request)
+        while metric(client, "ketch_batch_size_rows_count", model="slow") == sent_before:
             time.sleep(0.01)  # the first request is at the wrapper (0.4 s) and holds it
-        late = list(pool.map(lambda _: predict(url, [0.0] * 64, app="slow"), range(2)))
+        late = list(pool.map(lambda _: predict(client, [0.0] * 64, app="slow"), range(2)))
         assert first.result().status_code == 200
     bodies = [a.json() for a in late]
     assert all(b["default"] and b["output"] == "late" for b in bodies)
     assert all("did not answer" in b["explanation"] for b in bodies)
-    sent = metric(url, "ketch_batch_size_rows_count", model="slow") - sent_before
-    expired = metric(url, "ketch_expired_requests_total", model="slow", stage="queued")
+    sent = metric(client, "ketch_batch_size_rows_count", model="slow") - sent_before
+    expired = metric(client, "ketch_expired_requests_total", model="slow", stage="queued")
     assert sent == 1, "only the first request reached the wrapper"
     assert expired - expired_before == 2
     # the autoscaling signal: the first request spent none of its 30 s budget queued, the
     # two late ones all of their 150 ms
-    ratios = metric(url, "ketch_queue_wait_objective_ratio_count", model="slow") - ratios_before
-    early = metric(url, "ketch_queue_wait_objective_ratio_bucket", model="slow", le="0.5")
+    ratios = metric(client, "ketch_queue_wait_objective_ratio_count", model="slow") - ratios_before
+    early = metric(client, "ketch_queue_wait_objective_ratio_bucket", model="slow", le="0.5")
     assert ratios == 3
     assert early - early_before == 1
 
 
-def test_a_full_queue_sheds_load_with_retry_after(batching_gateway: GatewayProcess) -> None:
-    url = batching_gateway.url
+def test_a_full_queue_sheds_load_with_retry_after(batching_gateway: httpx.Client) -> None:
+    client = batching_gateway
     request = {
         "inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [0.0] * 64}]
     }
-    shed_before = metric(url, "ketch_shed_requests_total", model="slow")
+    shed_before = metric(client, "ketch_shed_requests_total", model="slow")
 
     def infer(_: int) -> httpx.Response:
-        return httpx.post(f"{url}/v2/models/slow/infer", json=request, timeout=60)
+        return client.post("/v2/models/slow/infer", json=request)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = list(pool.map(infer, range(8)))
@@ -162,13 +162,31 @@ def test_a_full_queue_sheds_load_with_retry_after(batching_gateway: GatewayProce
     assert shed, statuses
     assert all(a.headers["retry-after"] == "1" for a in shed)
     assert all("is overloaded" in a.json()["error"] for a in shed)
-    assert metric(url, "ketch_shed_requests_total", model="slow") - shed_before == len(shed)
+    assert metric(client, "ketch_shed_requests_total", model="slow") - shed_before == len(shed)
+
+
+@pytest.fixture
+def two_wrappers(tmp_path: Path, digits_model: Path) -> Iterator[GatewayProcess]:
+    """A real gateway over two real wrappers of the digits model, batching adaptively."""
+    config = digits_config(tmp_path, digits_model, count=2).read_text()
+    config = config.replace('name = "digits"\n  [[models.versions]]', BATCHING_TABLE, 1)
+    with start_gateway(write_config(tmp_path, config)) as process:
+        yield process
+
+
+BATCHING_TABLE = """name = "digits"
+  [models.batching]
+  policy = "aimd"
+  objective_ms = 50
+  step = 8
+  delay_ms = 5
+  [[models.versions]]"""
 
 
 def test_killing_one_of_two_replicas_under_load_loses_no_request(
-    batching_gateway: GatewayProcess, digits: Any, digits_classifier: Any
+    two_wrappers: GatewayProcess, digits: Any, digits_classifier: Any
 ) -> None:
-    url = batching_gateway.url
+    url = two_wrappers.url
     models = httpx.get(f"{url}/admin/models", headers=AUTH).json()["models"]
     wrappers = next(m for m in models if m["name"] == "digits")["versions"][0]["wrappers"]
     assert len(wrappers) == 2

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from ketch_gateway.exact_cache import ExactCache, answer_bytes, row_key
-from ketch_gateway.similarity_cache import HyperplaneIndex, MinHashIndex, words
+from ketch_gateway.serving.exact_cache import ExactCache, answer_bytes, row_key
+from ketch_gateway.serving.similarity_cache import HyperplaneIndex, MinHashIndex, words
 
 
 def answer(value: float) -> dict[str, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Prediction caching in a real gateway: exact, coalesced, approximate, expiry, feedback."""
+"""Prediction caching through the gateway (in process): exact, coalesced, approximate, expiry."""
 
 from __future__ import annotations
 
@@ -11,21 +11,26 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from gateway_test_support import ADMIN_TOKEN, AUTH, gateway_env, metric, sentences, write_config
-
-from ketch_gateway import GatewayProcess, start_gateway
+from gateway_test_support import ADMIN_TOKEN, AUTH, SLOW_PLUGIN, metric, sentences
+from in_process import LocalModels, gateway_client
 
 
 @pytest.fixture(scope="module")
 def caching_gateway(
     tmp_path_factory: pytest.TempPathFactory,
+    local_models: LocalModels,
     digits_model: Path,
     topics_model: Path,
     softmax_model: Path,
-) -> Iterator[GatewayProcess]:
-    config = write_config(
-        tmp_path_factory.mktemp("caching"),
-        f"""
+) -> Iterator[httpx.Client]:
+    serve = local_models.serve
+    digits_1 = serve("digits", "sklearn", digits_model, version="1")
+    digits_2 = serve("digits", "sklearn", digits_model, version="2")
+    similar = serve("similar", "sklearn", digits_model)
+    topics = serve("topics", "sklearn", topics_model)
+    slow = serve("slow", SLOW_PLUGIN, softmax_model, options={"predict_delay": "0.3"})
+    learner = serve("learner", "ketch_conformance.reference:plugin", softmax_model)
+    text = f"""
 [gateway]
 admin_token = "{ADMIN_TOKEN}"
 
@@ -36,12 +41,10 @@ version = "1"
   exact = true
   [[models.versions]]
   version = "1"
-  plugin = "sklearn"
-  path = "{digits_model}"
+  addresses = ["{digits_1}"]
   [[models.versions]]
   version = "2"
-  plugin = "sklearn"
-  path = "{digits_model}"
+  addresses = ["{digits_2}"]
 
 [[models]]
 name = "similar"
@@ -50,8 +53,7 @@ name = "similar"
   threshold = 0.97
   [[models.versions]]
   version = "1"
-  plugin = "sklearn"
-  path = "{digits_model}"
+  addresses = ["{similar}"]
 
 [[models]]
 name = "topics"
@@ -60,8 +62,7 @@ name = "topics"
   text_threshold = 0.99
   [[models.versions]]
   version = "1"
-  plugin = "sklearn"
-  path = "{topics_model}"
+  addresses = ["{topics}"]
 
 [[models]]
 name = "slow"
@@ -72,9 +73,7 @@ name = "slow"
   size = 1
   [[models.versions]]
   version = "1"
-  plugin = "sdk_test_plugins:slow"
-  path = "{softmax_model}"
-  options = {{ predict_delay = "0.3" }}
+  addresses = ["{slow}"]
 
 [[models]]
 name = "learner"
@@ -82,8 +81,7 @@ name = "learner"
   exact = true
   [[models.versions]]
   version = "1"
-  plugin = "ketch_conformance.reference:plugin"
-  path = "{softmax_model}"
+  addresses = ["{learner}"]
 
 [[apps]]
 name = "digits"
@@ -109,77 +107,72 @@ latency_objective_ms = 10000
 name = "learner"
 models = ["learner"]
 latency_objective_ms = 10000
-""",
-    )
-    with start_gateway(config, env=gateway_env()) as process:
-        yield process
+"""
+    with gateway_client(text, tmp_path_factory.mktemp("caching"), local_models) as client:
+        yield client
 
 
-def ask(url: str, app: str, body: dict[str, Any]) -> dict[str, Any]:
-    answer = httpx.post(
-        f"{url}/apps/{app}/predict", json={**body, "cache_report": True}, timeout=30
-    )
+def ask(client: httpx.Client, app: str, body: dict[str, Any]) -> dict[str, Any]:
+    answer = client.post(f"/apps/{app}/predict", json={**body, "cache_report": True})
     assert answer.status_code == 200, answer.text
     result: dict[str, Any] = answer.json()
     return result
 
 
 def test_an_exact_repeat_is_answered_from_the_cache(
-    caching_gateway: GatewayProcess, digits: Any
+    caching_gateway: httpx.Client, digits: Any
 ) -> None:
-    url = caching_gateway.url
+    client = caching_gateway
     row = digits[0][321].tolist()
-    first = ask(url, "digits", {"input": row})
-    batches = metric(url, "ketch_batch_size_rows_count", model="digits")
-    second = ask(url, "digits", {"input": row})
+    first = ask(client, "digits", {"input": row})
+    batches = metric(client, "ketch_batch_size_rows_count", model="digits")
+    second = ask(client, "digits", {"input": row})
     assert (first["cache"], second["cache"]) == ("miss", "exact")
     assert first["output"] == second["output"]
-    assert metric(url, "ketch_batch_size_rows_count", model="digits") == batches
-    assert metric(url, "ketch_cache_lookups_total", model="digits", outcome="exact") >= 1
+    assert metric(client, "ketch_batch_size_rows_count", model="digits") == batches
+    assert metric(client, "ketch_cache_lookups_total", model="digits", outcome="exact") >= 1
 
 
-def test_rows_of_a_batch_are_cached_one_by_one(
-    caching_gateway: GatewayProcess, digits: Any
-) -> None:
-    url = caching_gateway.url
+def test_rows_of_a_batch_are_cached_one_by_one(caching_gateway: httpx.Client, digits: Any) -> None:
+    client = caching_gateway
     rows = digits[0][400:404].tolist()
-    ask(url, "digits", {"input": rows[1]})
-    answer = ask(url, "digits", {"inputs": [rows[0], rows[1], rows[2], rows[1]]})
+    ask(client, "digits", {"input": rows[1]})
+    answer = ask(client, "digits", {"inputs": [rows[0], rows[1], rows[2], rows[1]]})
     assert answer["cache"] == ["miss", "exact", "miss", "exact"]
 
 
 def test_another_version_never_serves_this_versions_answers(
-    caching_gateway: GatewayProcess, digits: Any
+    caching_gateway: httpx.Client, digits: Any
 ) -> None:
-    url = caching_gateway.url
+    client = caching_gateway
     row = digits[0][500].tolist()
-    assert ask(url, "digits", {"input": row})["cache"] == "miss"
-    assert ask(url, "digits", {"input": row})["cache"] == "exact"
-    switched = httpx.put(f"{url}/admin/models/digits/version", json={"version": "2"}, headers=AUTH)
+    assert ask(client, "digits", {"input": row})["cache"] == "miss"
+    assert ask(client, "digits", {"input": row})["cache"] == "exact"
+    switched = client.put("/admin/models/digits/version", json={"version": "2"}, headers=AUTH)
     assert switched.status_code == 200
-    assert ask(url, "digits", {"input": row})["cache"] == "miss"
-    httpx.put(f"{url}/admin/models/digits/version", json={"version": "1"}, headers=AUTH)
-    assert ask(url, "digits", {"input": row})["cache"] == "exact"
+    assert ask(client, "digits", {"input": row})["cache"] == "miss"
+    client.put("/admin/models/digits/version", json={"version": "1"}, headers=AUTH)
+    assert ask(client, "digits", {"input": row})["cache"] == "exact"
 
 
-def test_identical_rows_in_flight_share_one_call(caching_gateway: GatewayProcess) -> None:
-    url = caching_gateway.url
+def test_identical_rows_in_flight_share_one_call(caching_gateway: httpx.Client) -> None:
+    client = caching_gateway
     row = [0.25] * 64
-    batches = metric(url, "ketch_batch_size_rows_count", model="slow")
+    batches = metric(client, "ketch_batch_size_rows_count", model="slow")
     with ThreadPoolExecutor(max_workers=5) as pool:
-        answers = list(pool.map(lambda _: ask(url, "slow", {"input": row}), range(5)))
+        answers = list(pool.map(lambda _: ask(client, "slow", {"input": row}), range(5)))
     assert sorted(a["cache"] for a in answers) == ["coalesced"] * 4 + ["miss"]
     assert len({str(a["output"]) for a in answers}) == 1
-    assert metric(url, "ketch_batch_size_rows_count", model="slow") - batches == 1
+    assert metric(client, "ketch_batch_size_rows_count", model="slow") - batches == 1
 
 
-def test_answers_expire_after_the_time_to_live(caching_gateway: GatewayProcess) -> None:
-    url = caching_gateway.url
+def test_answers_expire_after_the_time_to_live(caching_gateway: httpx.Client) -> None:
+    client = caching_gateway
     row = [0.75] * 64
-    first = ask(url, "slow", {"input": row})
-    second = ask(url, "slow", {"input": row})
+    first = ask(client, "slow", {"input": row})
+    second = ask(client, "slow", {"input": row})
     time.sleep(0.6)
-    third = ask(url, "slow", {"input": row})
+    third = ask(client, "slow", {"input": row})
     assert [first["cache"], second["cache"], third["cache"]] == ["miss", "exact", "miss"], (
         first,
         second,
@@ -188,24 +181,24 @@ def test_answers_expire_after_the_time_to_live(caching_gateway: GatewayProcess) 
 
 
 def test_a_model_that_learns_online_is_not_cached_without_a_time_to_live(
-    caching_gateway: GatewayProcess,
+    caching_gateway: httpx.Client,
 ) -> None:
-    url = caching_gateway.url
+    client = caching_gateway
     row = [0.5] * 64
-    assert ask(url, "learner", {"input": row})["cache"] == "uncached"
-    assert ask(url, "learner", {"input": row})["cache"] == "uncached"
+    assert ask(client, "learner", {"input": row})["cache"] == "uncached"
+    assert ask(client, "learner", {"input": row})["cache"] == "uncached"
 
 
 def test_similar_digits_reuse_an_answer(
-    caching_gateway: GatewayProcess, digits: Any, digits_classifier: Any
+    caching_gateway: httpx.Client, digits: Any, digits_classifier: Any
 ) -> None:
-    url = caching_gateway.url
+    client = caching_gateway
     rows = digits[0][1000:1100]
     for start in range(0, 100, 25):
-        ask(url, "similar", {"inputs": rows[start : start + 25].tolist()})
+        ask(client, "similar", {"inputs": rows[start : start + 25].tolist()})
     rng = np.random.default_rng(1)
     noisy = np.clip(rows + rng.normal(0, 0.01, rows.shape), 0, 1)
-    answer = ask(url, "similar", {"inputs": noisy.tolist()})
+    answer = ask(client, "similar", {"inputs": noisy.tolist()})
     hits = [i for i, source in enumerate(answer["cache"]) if source == "approximate"]
     assert len(hits) > 50
     expected = digits_classifier.predict(noisy)
@@ -213,34 +206,34 @@ def test_similar_digits_reuse_an_answer(
     assert agree > 0.95
 
 
-def test_similar_texts_reuse_an_answer(caching_gateway: GatewayProcess) -> None:
-    url = caching_gateway.url
+def test_similar_texts_reuse_an_answer(caching_gateway: httpx.Client) -> None:
+    client = caching_gateway
     texts, _ = sentences(3, seed=11)
-    ask(url, "topics", {"inputs": texts})
+    ask(client, "topics", {"inputs": texts})
     shuffled = [" ".join(reversed(text.split())).upper() for text in texts]
-    answer = ask(url, "topics", {"inputs": shuffled})
+    answer = ask(client, "topics", {"inputs": shuffled})
     assert answer["cache"] == ["approximate"] * 3
 
 
 def test_feedback_finds_the_prediction_through_the_cache(
-    caching_gateway: GatewayProcess, digits: Any
+    caching_gateway: httpx.Client, digits: Any
 ) -> None:
-    url = caching_gateway.url
+    client = caching_gateway
     row = digits[0][700].tolist()
-    predicted = ask(url, "digits", {"input": row})["output"]
-    feedback = httpx.post(f"{url}/apps/digits/feedback", json={"input": row, "label": 3}).json()
+    predicted = ask(client, "digits", {"input": row})["output"]
+    feedback = client.post("/apps/digits/feedback", json={"input": row, "label": 3}).json()
     assert feedback["recorded"] is True
     assert feedback["prediction"] == predicted
-    unseen = httpx.post(
-        f"{url}/apps/digits/feedback", json={"input": digits[0][701].tolist(), "label": 1}
+    unseen = client.post(
+        "/apps/digits/feedback", json={"input": digits[0][701].tolist(), "label": 1}
     ).json()
     assert unseen["prediction"] is None
 
 
 def test_the_inference_endpoint_reports_cache_use_when_asked(
-    caching_gateway: GatewayProcess, digits: Any
+    caching_gateway: httpx.Client, digits: Any
 ) -> None:
-    url = caching_gateway.url
+    client = caching_gateway
     row = digits[0][800]
     request = {
         "parameters": {"ketch_cache": True},
@@ -248,19 +241,19 @@ def test_the_inference_endpoint_reports_cache_use_when_asked(
             {"name": "input", "shape": [2, 64], "datatype": "FP64", "data": [row.tolist()] * 2}
         ],
     }
-    answer = httpx.post(f"{url}/v2/models/digits/infer", json=request).json()
+    answer = client.post("/v2/models/digits/infer", json=request).json()
     assert answer["parameters"] == {"ketch_cache": "miss,coalesced"}
-    again = httpx.post(f"{url}/v2/models/digits/infer", json=request).json()
+    again = client.post("/v2/models/digits/infer", json=request).json()
     assert again["parameters"] == {"ketch_cache": "exact,exact"}
     plain = {key: value for key, value in request.items() if key != "parameters"}
-    assert "parameters" not in httpx.post(f"{url}/v2/models/digits/infer", json=plain).json()
+    assert "parameters" not in client.post("/v2/models/digits/infer", json=plain).json()
 
 
-def test_cache_metrics(caching_gateway: GatewayProcess, digits: Any) -> None:
-    url = caching_gateway.url
-    ask(url, "digits", {"input": digits[0][900].tolist()})
-    assert metric(url, "ketch_cache_lookups_total", model="digits", outcome="miss") > 0
-    assert metric(url, "ketch_cache_bytes", model="digits", version="1") > 0
-    models = httpx.get(f"{url}/admin/models", headers=AUTH).json()["models"]
+def test_cache_metrics(caching_gateway: httpx.Client, digits: Any) -> None:
+    client = caching_gateway
+    ask(client, "digits", {"input": digits[0][900].tolist()})
+    assert metric(client, "ketch_cache_lookups_total", model="digits", outcome="miss") > 0
+    assert metric(client, "ketch_cache_bytes", model="digits", version="1") > 0
+    models = client.get("/admin/models", headers=AUTH).json()["models"]
     digits = next(m for m in models if m["name"] == "digits")
     assert digits["versions"][0]["batching"]["cache"]["entries"] > 0

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ketch_gateway import ConfigError, load_config, parse_config
-from ketch_gateway.toml_lines import TomlLines
+from ketch_gateway.control.toml_lines import TomlLines
 
 
 @pytest.fixture
@@ -272,6 +272,10 @@ def test_batching_and_cache_mistakes(
             "policy 'exp3' has no option 'eta'",
         ),
         ('policy = "single"\n[apps.policy_options]\ngamma = 1', "policy 'single' has no options"),
+        (
+            "forward_feedback = true",
+            "apps[0].forward_feedback: policy 'single' takes no feedback to forward",
+        ),
         (
             'policy = "exp4"\nclasses = 3\nmin_confidence = 2',
             "apps[0].min_confidence: is a probability",

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from ketch_gateway.answers import AnswerReader
-from ketch_gateway.correction import (
-    CORRECTION_POLICIES,
+from ketch_gateway.correction import registry
+from ketch_gateway.correction.answers import AnswerReader
+from ketch_gateway.correction.policies import (
+    IMPLEMENTATIONS,
     CorrectionPolicy,
     EpsilonGreedy,
     Exp3,
@@ -18,6 +22,7 @@ from ketch_gateway.correction import (
     Personalized,
     Ucb1,
 )
+from ketch_gateway.correction.registry import PASS_THROUGH, POLICIES
 
 MODELS = ["good", "noisy", "bad"]
 CLASSES = AnswerReader("classification", 3)
@@ -148,9 +153,9 @@ def test_personalized_regression_fits_a_linear_correction() -> None:
     assert float(guess) == pytest.approx(2 * 0.5 - 2.0 + 1, abs=0.01)
 
 
-@pytest.mark.parametrize("name", sorted(CORRECTION_POLICIES))
+@pytest.mark.parametrize("name", sorted(IMPLEMENTATIONS))
 def test_states_survive_json(name: str) -> None:
-    policy = CORRECTION_POLICIES[name](CLASSES)
+    policy = IMPLEMENTATIONS[name](CLASSES)
     state = train(policy, rounds=5)
     stored = json.loads(json.dumps(policy.dump(state)))
     again = policy.load(stored)
@@ -164,7 +169,30 @@ def test_states_survive_json(name: str) -> None:
 
 def test_unknown_and_bad_options_are_refused() -> None:
     with pytest.raises(ValueError, match="policy 'exp4' has no option 'gamma'"):
-        Exp4.check_options({"gamma": 0.1})
+        POLICIES["exp4"].check_options({"gamma": 0.1})
     with pytest.raises(ValueError, match="option 'epsilon' must be a number"):
-        EpsilonGreedy.check_options({"epsilon": "lots"})
-    assert Exp3.check_options({"gamma": 1}) == {"gamma": 1.0}
+        POLICIES["epsilon_greedy"].check_options({"epsilon": "lots"})
+    assert POLICIES["exp3"].check_options({"gamma": 1}) == {"gamma": 1.0}
+
+
+def test_every_learning_policy_in_the_registry_has_its_code() -> None:
+    learning = {name for name, entry in POLICIES.items() if entry.learns}
+    assert learning == set(IMPLEMENTATIONS)
+    assert not POLICIES[PASS_THROUGH].learns
+    assert all(IMPLEMENTATIONS[name].name == name for name in learning)
+
+
+def test_a_policy_starts_from_its_registered_option_defaults() -> None:
+    assert Exp4(CLASSES).options == {"eta": 0.05, "loss_scale": 1.0}
+    assert Exp3(CLASSES, {"gamma": 0.3}).options == {"gamma": 0.3, "loss_scale": 1.0}
+
+
+def test_the_registry_is_a_leaf_the_configuration_can_import() -> None:
+    source = Path(registry.__file__).read_text(encoding="utf-8")
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported

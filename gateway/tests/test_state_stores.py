@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from gateway_test_support import redis_server
 
-from ketch_gateway.sqlite_store import SqliteStateStore
-from ketch_gateway.state_store import StateStore, open_store
+from ketch_gateway.stores.contract import StateStore, open_store
+from ketch_gateway.stores.sqlite_store import SqliteStateStore
 
 
 @pytest.fixture

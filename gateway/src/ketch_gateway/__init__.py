@@ -4,8 +4,8 @@
 application around a :class:`Gateway` for embedding.
 """
 
-from ketch_gateway.app import create_app
-from ketch_gateway.config import (
+from ketch_gateway.control.admin_policy import AdminPolicy
+from ketch_gateway.control.config import (
     AppConfig,
     ConfigError,
     GatewayConfig,
@@ -16,10 +16,13 @@ from ketch_gateway.config import (
     load_config,
     parse_config,
 )
+from ketch_gateway.control.process import GatewayProcess, start_gateway
+from ketch_gateway.control.wrapper_env import WrapperSettings
 from ketch_gateway.gateway import Gateway
-from ketch_gateway.process import GatewayProcess, start_gateway
+from ketch_gateway.http.application import create_app
 
 __all__ = [
+    "AdminPolicy",
     "AppConfig",
     "ConfigError",
     "Gateway",
@@ -29,6 +32,7 @@ __all__ = [
     "LaunchSpec",
     "ModelConfig",
     "VersionConfig",
+    "WrapperSettings",
     "create_app",
     "load_config",
     "parse_config",

@@ -25,10 +25,10 @@ from typing import Any, Final
 import uvicorn
 import uvloop
 
-from ketch_gateway.app import create_app
-from ketch_gateway.config import ConfigError, GatewayConfig, load_config, state_location
+from ketch_gateway.control.config import ConfigError, GatewayConfig, load_config, state_location
+from ketch_gateway.control.supervisor import WrapperStartFailed
 from ketch_gateway.gateway import Gateway
-from ketch_gateway.supervisor import WrapperStartFailed
+from ketch_gateway.http.application import create_app
 
 HANDLED_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
 

@@ -6,16 +6,33 @@ from collections.abc import Mapping
 
 __all__ = [
     "ApiError",
+    "BadGateway",
     "BadRequest",
     "Conflict",
     "Forbidden",
     "GatewayTimeout",
+    "InvalidValue",
+    "Location",
     "NotFound",
     "PayloadTooLarge",
     "ServiceUnavailable",
+    "TooManyRequests",
     "Unauthorized",
+    "UnprocessableContent",
+    "format_location",
     "status_for_wrapper_code",
 ]
+
+Location = tuple[str | int, ...]
+"""Where a value is in a document: keys and indexes, outermost first."""
+
+
+def format_location(location: Location) -> str:
+    """``inputs[0].data`` for ``("inputs", 0, "data")``; empty for the document itself."""
+    text = ""
+    for part in location:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
 
 
 class ApiError(Exception):
@@ -33,6 +50,25 @@ class BadRequest(ApiError):
     """The request is malformed or does not fit the model (400)."""
 
     status = 400
+
+
+class InvalidValue(BadRequest):
+    """A value of the request that does not fit (400), and where it is, as data.
+
+    Code that converts values knows where a problem is within what it was given
+    (a row's index, an input's name); the route that read the body knows which
+    field held it, and says so with :meth:`within`.
+    """
+
+    def __init__(self, problem: str, location: Location = ()) -> None:
+        where = format_location(location)
+        super().__init__(f"{where}: {problem}" if where else problem)
+        self.problem = problem
+        self.location = location
+
+    def within(self, *outer: str | int) -> InvalidValue:
+        """The same problem, located inside ``outer`` (such as the body's field)."""
+        return InvalidValue(self.problem, (*outer, *self.location))
 
 
 class Unauthorized(ApiError):
@@ -63,6 +99,24 @@ class PayloadTooLarge(ApiError):
     """The body is over the configured limit (413)."""
 
     status = 413
+
+
+class UnprocessableContent(ApiError):
+    """What the request names cannot be used, such as a model its wrapper cannot load (422)."""
+
+    status = 422
+
+
+class TooManyRequests(ApiError):
+    """The client must wait before asking again: ``Retry-After`` says how long (429)."""
+
+    status = 429
+
+
+class BadGateway(ApiError):
+    """A wrapper the gateway started failed in a way that is not the request's fault (502)."""
+
+    status = 502
 
 
 class ServiceUnavailable(ApiError):

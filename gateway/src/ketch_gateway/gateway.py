@@ -1,9 +1,9 @@
-"""The gateway's state: models, apps, the store, metrics; and every admin change to them.
+"""The gateway: its models, apps, state store and metrics, from start to stop.
 
-Admin changes are applied to the running gateway and appended to the state
-store; on start-up they are replayed over the configuration file, so a restart
-keeps them. A change that no longer applies (its model left the file) is skipped
-with a warning.
+Admin changes (:mod:`ketch_gateway.control.admin`) are applied to the running
+gateway and appended to the state store; on start-up they are replayed over the
+configuration file, so a restart keeps them. A change that no longer applies
+(its model left the file) is skipped with a warning.
 """
 
 from __future__ import annotations
@@ -11,20 +11,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from ketch_gateway.apps import App
-from ketch_gateway.config import GatewayConfig, read_app, read_model, read_version
-from ketch_gateway.config_reader import ConfigError, Reader
-from ketch_gateway.errors import ApiError, BadRequest, Conflict, NotFound
+from ketch_gateway.catalog import Catalog
+from ketch_gateway.control.admin import ADMIN_OPERATIONS, as_recorded
+from ketch_gateway.control.auth_throttle import AuthThrottle
+from ketch_gateway.control.config import AppConfig, GatewayConfig, ModelConfig
+from ketch_gateway.control.config_reader import ConfigError
+from ketch_gateway.control.supervisor import RestartPolicy, StartGate
+from ketch_gateway.correction.app import App
+from ketch_gateway.errors import ApiError, BadRequest
 from ketch_gateway.metrics import Metrics
-from ketch_gateway.models import Model
-from ketch_gateway.state_store import StateStore, open_store
-from ketch_gateway.supervisor import RestartPolicy
+from ketch_gateway.serving.context import ServingContext
+from ketch_gateway.serving.models import Model
+from ketch_gateway.serving.replicas import Connect, connect_grpc
+from ketch_gateway.stores.contract import StateStore, open_store
 
-__all__ = ["ADMIN_OPERATIONS", "Gateway"]
+__all__ = ["Gateway"]
 
 _log = logging.getLogger(__name__)
 
@@ -32,31 +36,48 @@ PROBE_INTERVAL_S = 1.0
 DEFAULT_BATCH_OBJECTIVE_S = 0.02
 
 
-def _text(body: dict[str, Any], key: str) -> str:
-    value = body.get(key)
-    if not isinstance(value, str) or not value:
-        raise BadRequest(f"{key}: expected a non-empty string")
-    return value
-
-
 class Gateway:
-    """Everything the routes serve from, and the operations that change it."""
+    """Everything the routes serve from.
 
-    def __init__(self, config: GatewayConfig, restart: RestartPolicy | None = None) -> None:
+    :param restart: how managed wrappers that exit are restarted.
+    :param connect: how a replica is reached from its address (gRPC; tests may
+        serve a model in process instead).
+    """
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        restart: RestartPolicy | None = None,
+        *,
+        connect: Connect = connect_grpc,
+    ) -> None:
         self.config = config
         self.settings = config.settings
         self.base = config.source.resolve().parent if config.source else Path.cwd()
-        self.restart = restart or RestartPolicy()
         self.metrics = Metrics()
-        self.models: dict[str, Model] = {
-            m.name: Model(m, self.restart, self.metrics) for m in config.models
-        }
+        self.auth_throttle = AuthThrottle(config.admin.auth_failures, config.admin.auth_window_s)
+        wrappers = config.wrappers
+        gate = StartGate(wrappers.environment(), wrappers.max_starting)
+        self.serving = ServingContext(self.metrics, restart or RestartPolicy(), connect, gate)
+        self.models: Catalog[Model] = Catalog("model")
+        for model in config.models:
+            self.models.add(model.name, self.new_model(model))
         self.store: StateStore = open_store(self.settings.state)
-        self.apps: dict[str, App] = {a.name: App(a, self.store) for a in config.apps}
+        self.apps: Catalog[App] = Catalog("app")
+        for app in config.apps:
+            self.apps.add(app.name, self.new_app(app))
         self._refresh_objectives()
         self.started = False
         self._changes = asyncio.Lock()
         self._prober: asyncio.Task[None] | None = None
+
+    def new_model(self, config: ModelConfig) -> Model:
+        """A model of this gateway (not started, not yet in :attr:`models`)."""
+        return Model(config, self.serving)
+
+    def new_app(self, config: AppConfig) -> App:
+        """An app of this gateway, over its models and store (not yet in :attr:`apps`)."""
+        return App(config, self.models, self.store)
 
     async def start(self) -> None:
         """Replay the recorded admin changes, then start every model's replicas."""
@@ -89,24 +110,10 @@ class Gateway:
     def _refresh_objectives(self) -> None:
         """Aim each model's batches at half the tightest objective of the apps that use it."""
         for model in self.models.values():
-            objectives = [app.objective_s for app in self.apps.values() if model.name in app.models]
+            objectives = [app.objective_s for app in self.apps.values() if model.name in app.linked]
             model.set_batch_objective(
                 min(objectives) / 2 if objectives else DEFAULT_BATCH_OBJECTIVE_S
             )
-
-    def model(self, name: str) -> Model:
-        """The model called ``name``; NotFound lists the models there are."""
-        found = self.models.get(name)
-        if found is None:
-            raise NotFound(f"unknown model {name!r} (models: {', '.join(self.models) or 'none'})")
-        return found
-
-    def app(self, name: str) -> App:
-        """The app called ``name``; NotFound lists the apps there are."""
-        found = self.apps.get(name)
-        if found is None:
-            raise NotFound(f"unknown app {name!r} (apps: {', '.join(self.apps) or 'none'})")
-        return found
 
     def ready(self) -> bool:
         """Whether every model's current version has a healthy replica."""
@@ -120,7 +127,7 @@ class Gateway:
             except ConfigError as error:
                 raise BadRequest(str(error)) from None
             self._refresh_objectives()
-            await self.store.record_admin_change(*_as_recorded(operation, body, result))
+            await self.store.record_admin_change(*as_recorded(operation, body, result))
             return result
 
     async def _apply(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -128,123 +135,3 @@ class Gateway:
         if handler is None:
             raise BadRequest(f"unknown admin operation {operation!r}")
         return await handler(self, body)
-
-    async def _add_model(self, body: dict[str, Any]) -> dict[str, Any]:
-        config = read_model(Reader(body), self.base)
-        if config.name in self.models:
-            raise Conflict(f"model {config.name!r} already exists")
-        model = Model(config, self.restart, self.metrics)
-        self.models[config.name] = model
-        if self.started:
-            await model.start()
-        return model.describe()
-
-    async def _remove_model(self, body: dict[str, Any]) -> dict[str, Any]:
-        name = _text(body, "model")
-        model = self.model(name)
-        users = [app.name for app in self.apps.values() if name in app.models]
-        if users:
-            raise Conflict(
-                f"model {name!r} is linked to app(s) {', '.join(users)}; unlink it first"
-            )
-        del self.models[name]
-        await model.stop()
-        return {"removed": name}
-
-    async def _add_version(self, body: dict[str, Any]) -> dict[str, Any]:
-        model = self.model(_text(body, "model"))
-        fields = {key: value for key, value in body.items() if key != "model"}
-        version = await model.add_version(read_version(Reader(fields), self.base))
-        return version.describe()
-
-    async def _set_version(self, body: dict[str, Any]) -> dict[str, Any]:
-        model = self.model(_text(body, "model"))
-        model.set_current(_text(body, "version"))
-        return model.describe()
-
-    async def _add_replica(self, body: dict[str, Any]) -> dict[str, Any]:
-        version = self.model(_text(body, "model")).version(_text(body, "version"))
-        await version.add_address(_text(body, "address"))
-        return version.describe()
-
-    async def _remove_replica(self, body: dict[str, Any]) -> dict[str, Any]:
-        version = self.model(_text(body, "model")).version(_text(body, "version"))
-        address = _text(body, "address")
-        if address in version.addresses:
-            await version.remove_address(address)
-            return {**version.describe(), "removed": address, "removed_kind": "external"}
-        if not await version.remove_managed(address):
-            raise NotFound(f"{version.label} has no replica at {address}")
-        return {**version.describe(), "removed": address, "removed_kind": "managed"}
-
-    async def _scale(self, body: dict[str, Any]) -> dict[str, Any]:
-        version = self.model(_text(body, "model")).version(_text(body, "version"))
-        count = body.get("count")
-        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-            raise BadRequest("count: expected a whole number of managed replicas (0 or more)")
-        await version.scale(count)
-        return version.describe()
-
-    async def _add_app(self, body: dict[str, Any]) -> dict[str, Any]:
-        config = read_app(Reader(body), {name: m.config for name, m in self.models.items()})
-        if config.name in self.apps:
-            raise Conflict(f"app {config.name!r} already exists")
-        self.apps[config.name] = App(config, self.store)
-        return self.apps[config.name].describe()
-
-    async def _remove_app(self, body: dict[str, Any]) -> dict[str, Any]:
-        name = _text(body, "app")
-        self.app(name)
-        del self.apps[name]
-        return {"removed": name}
-
-    async def _link(self, body: dict[str, Any]) -> dict[str, Any]:
-        app = self.app(_text(body, "app"))
-        model = self.model(_text(body, "model"))
-        if model.name in app.models:
-            raise Conflict(f"model {model.name!r} is already linked to app {app.name!r}")
-        app.models.append(model.name)
-        return app.describe()
-
-    async def _unlink(self, body: dict[str, Any]) -> dict[str, Any]:
-        app = self.app(_text(body, "app"))
-        model = _text(body, "model")
-        if model not in app.models:
-            raise NotFound(f"model {model!r} is not linked to app {app.name!r}")
-        app.models.remove(model)
-        return app.describe()
-
-
-def _as_recorded(
-    operation: str, body: dict[str, Any], result: dict[str, Any]
-) -> tuple[str, dict[str, Any]]:
-    """What to replay for a change.
-
-    A managed replica's address changes on restart, so removing one is recorded as the
-    managed count it left.
-    """
-    if operation == "remove_replica" and result.get("removed_kind") == "managed":
-        return "scale", {
-            "model": body["model"],
-            "version": body["version"],
-            "count": result["managed"],
-        }
-    return operation, body
-
-
-Operation = Callable[[Gateway, dict[str, Any]], Awaitable[dict[str, Any]]]
-
-ADMIN_OPERATIONS: dict[str, Operation] = {
-    "add_model": Gateway._add_model,
-    "remove_model": Gateway._remove_model,
-    "add_version": Gateway._add_version,
-    "set_version": Gateway._set_version,
-    "add_replica": Gateway._add_replica,
-    "remove_replica": Gateway._remove_replica,
-    "scale": Gateway._scale,
-    "add_app": Gateway._add_app,
-    "remove_app": Gateway._remove_app,
-    "link": Gateway._link,
-    "unlink": Gateway._unlink,
-}
-"""Every admin change, by the name the state store records it under."""

@@ -1,4 +1,8 @@
-"""JSON values to and from numpy arrays of a protocol datatype, with errors that name the field."""
+"""JSON values to and from numpy arrays of a protocol datatype.
+
+A value that does not fit is an :class:`~ketch_gateway.errors.InvalidValue` that
+says what is wrong; the caller says where (which field or row held the values).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,12 @@ from typing import Any
 import numpy as np
 
 from ketch import InvalidInputError, numpy_dtype
-from ketch_gateway.errors import BadRequest
+from ketch_gateway.errors import InvalidValue
 
 __all__ = ["array_from_json", "flatten", "json_from_array"]
 
 
-def flatten(values: Any, field: str) -> list[Any]:
+def flatten(values: Any) -> list[Any]:
     """A nested list flattened row-major (scalars stay one element)."""
     if not isinstance(values, list):
         return [values]
@@ -26,18 +30,18 @@ def flatten(values: Any, field: str) -> list[Any]:
                 stack.append(iter(item))
                 break
             if isinstance(item, dict):
-                raise BadRequest(f"{field}: expected numbers, booleans or strings, got an object")
+                raise InvalidValue("expected numbers, booleans or strings, got an object")
             flat.append(item)
         else:
             stack.pop()
     return flat
 
 
-def _bytes_elements(flat: Sequence[Any], field: str) -> np.ndarray:
+def _bytes_elements(flat: Sequence[Any]) -> np.ndarray:
     array = np.empty(len(flat), dtype=object)
     for index, value in enumerate(flat):
         if not isinstance(value, str):
-            raise BadRequest(f"{field}: BYTES elements are strings; element {index} is {value!r}")
+            raise InvalidValue(f"BYTES elements are strings; element {index} is {value!r}")
         array[index] = value.encode("utf-8")
     return array
 
@@ -70,52 +74,50 @@ def flatten_quietly(values: Any) -> list[Any]:
     return [item for value in values for item in flatten_quietly(value)]
 
 
-def _numbers(raw: np.ndarray, values: Any, datatype: str, field: str) -> np.ndarray:
+def _numbers(raw: np.ndarray, values: Any, datatype: str) -> np.ndarray:
     dtype = numpy_dtype(datatype)
     if datatype == "BOOL":
         if raw.size and raw.dtype.kind != "b":
             index, value = _first_bad(flatten_quietly(values), (bool,))
-            raise BadRequest(
-                f"{field}: BOOL elements are true or false; element {index} is {value!r}"
-            )
+            raise InvalidValue(f"BOOL elements are true or false; element {index} is {value!r}")
         return raw.astype(dtype)
     if raw.size and raw.dtype.kind not in "iuf":
         if raw.dtype.kind == "b":
-            raise BadRequest(f"{field}: {datatype} elements are numbers, not true or false")
+            raise InvalidValue(f"{datatype} elements are numbers, not true or false")
         try:
             index, value = _first_bad(flatten_quietly(values), (int, float))
         except StopIteration:
-            raise BadRequest(f"{field}: a value does not fit in {datatype}") from None
-        raise BadRequest(f"{field}: {datatype} elements are numbers; element {index} is {value!r}")
+            raise InvalidValue(f"a value does not fit in {datatype}") from None
+        raise InvalidValue(f"{datatype} elements are numbers; element {index} is {value!r}")
     if dtype.kind in "iu" and raw.size:
         if raw.dtype.kind == "f" and not np.all(np.mod(raw, 1) == 0):
-            raise BadRequest(f"{field}: {datatype} elements are whole numbers")
+            raise InvalidValue(f"{datatype} elements are whole numbers")
         limits = np.iinfo(dtype.name)
         if raw.min() < limits.min or raw.max() > limits.max:
-            raise BadRequest(f"{field}: a value does not fit in {datatype}")
+            raise InvalidValue(f"a value does not fit in {datatype}")
     return raw.astype(dtype)
 
 
-def array_from_json(values: Any, datatype: str, shape: Sequence[int], field: str) -> np.ndarray:
+def array_from_json(values: Any, datatype: str, shape: Sequence[int]) -> np.ndarray:
     """The array that JSON ``values`` (flat or nested, row-major) hold as ``datatype``."""
     try:
         numpy_dtype(datatype)
     except InvalidInputError as error:
-        raise BadRequest(f"{field}: {error}") from None
+        raise InvalidValue(str(error)) from None
     count = math.prod(shape)
     if datatype == "BYTES":
-        flat = flatten(values, field)
+        flat = flatten(values)
         if len(flat) != count:
-            raise BadRequest(
-                f"{field}: {len(flat)} values do not match shape {list(shape)}, which holds {count}"
+            raise InvalidValue(
+                f"{len(flat)} values do not match shape {list(shape)}, which holds {count}"
             )
-        return _bytes_elements(flat, field).reshape(tuple(shape))
+        return _bytes_elements(flat).reshape(tuple(shape))
     raw = _as_array(values).reshape(-1)
     if raw.size != count:
-        raise BadRequest(
-            f"{field}: {raw.size} values do not match shape {list(shape)}, which holds {count}"
+        raise InvalidValue(
+            f"{raw.size} values do not match shape {list(shape)}, which holds {count}"
         )
-    return _numbers(raw, values, datatype, field).reshape(tuple(shape))
+    return _numbers(raw, values, datatype).reshape(tuple(shape))
 
 
 def _text(value: object) -> object:

@@ -3,26 +3,21 @@
 A framework plugin implements the hooks in :mod:`ketch.hookspecs`, marked with
 :data:`hookimpl`; ``ketch serve PLUGIN MODEL`` serves it over the Open
 Inference Protocol; :class:`WrapperClient` calls it from Python.
+
+``import ketch`` loads the contract only (the names a plugin author needs: the
+hook markers, the data classes, the errors, the datatypes, and the helpers of
+:mod:`ketch.authoring`), not gRPC. The rest
+(clients, the wrapper runtime and process helpers, plugin discovery, the output
+checks) is imported from here as before, and loaded the first time it is used.
 """
 
-from ketch.allocator import tune_allocator
-from ketch.client import (
-    AsyncWrapperClient,
-    ModelMetadata,
-    ObserveResult,
-    ServerMetadata,
-    WrapperClient,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ketch.authoring import check_options, handles, option_choice, option_names
 from ketch.datatypes import DATATYPES, datatype_of, numpy_dtype
-from ketch.discovery import (
-    DISABLE_VARIABLE,
-    ENTRY_POINT_GROUP,
-    EXTRA_VARIABLE,
-    disabled_plugins,
-    extra_plugins,
-    installed_plugins,
-    select_framework,
-)
 from ketch.errors import (
     ContractViolation,
     DeviceUnavailableError,
@@ -34,12 +29,8 @@ from ketch.errors import (
     PluginError,
     WrapperCallError,
 )
-from ketch.framework import Framework
 from ketch.hookspecs import hookimpl, hookspec
 from ketch.model_spec import ModelSpec
-from ketch.process import ReadyInfo, WrapperProcess, WrapperStartError, start_wrapper
-from ketch.runtime import ModelRuntime
-from ketch.server import WrapperServer
 from ketch.signature import (
     LABEL_KINDS,
     VARIABLE,
@@ -51,8 +42,75 @@ from ketch.signature import (
     Tolerance,
 )
 from ketch.tensors import text_rows
-from ketch.validation import validate_inputs, validate_labels, validate_outputs
 from ketch.version import __version__
+
+if TYPE_CHECKING:  # what __getattr__ loads on first use, for type checkers
+    from ketch.allocator import tune_allocator
+    from ketch.client import (
+        AsyncWrapperClient,
+        ModelMetadata,
+        ObserveResult,
+        ServerMetadata,
+        WrapperClient,
+    )
+    from ketch.discovery import (
+        DISABLE_VARIABLE,
+        ENTRY_POINT_GROUP,
+        EXTRA_VARIABLE,
+        disabled_plugins,
+        extra_plugins,
+        installed_plugins,
+        select_framework,
+    )
+    from ketch.framework import Framework
+    from ketch.process import ReadyInfo, WrapperProcess, WrapperStartError, start_wrapper
+    from ketch.runtime import ModelRuntime
+    from ketch.server import WrapperServer
+    from ketch.validation import validate_inputs, validate_labels, validate_outputs
+
+_LOADED_ON_USE: dict[str, str] = {
+    # calling wrappers (gRPC)
+    "AsyncWrapperClient": "ketch.client",
+    "ModelMetadata": "ketch.client",
+    "ObserveResult": "ketch.client",
+    "ServerMetadata": "ketch.client",
+    "WrapperClient": "ketch.client",
+    # running wrappers
+    "ModelRuntime": "ketch.runtime",
+    "WrapperServer": "ketch.server",
+    "ReadyInfo": "ketch.process",
+    "WrapperProcess": "ketch.process",
+    "WrapperStartError": "ketch.process",
+    "start_wrapper": "ketch.process",
+    "tune_allocator": "ketch.allocator",
+    # finding plugins and checking what they answer
+    "DISABLE_VARIABLE": "ketch.discovery",
+    "ENTRY_POINT_GROUP": "ketch.discovery",
+    "EXTRA_VARIABLE": "ketch.discovery",
+    "Framework": "ketch.framework",
+    "disabled_plugins": "ketch.discovery",
+    "extra_plugins": "ketch.discovery",
+    "installed_plugins": "ketch.discovery",
+    "select_framework": "ketch.discovery",
+    "validate_inputs": "ketch.validation",
+    "validate_labels": "ketch.validation",
+    "validate_outputs": "ketch.validation",
+}
+"""The public names outside the contract, by the module that defines them."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _LOADED_ON_USE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ketch' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "DATATYPES",
@@ -89,13 +147,17 @@ __all__ = [
     "WrapperServer",
     "WrapperStartError",
     "__version__",
+    "check_options",
     "datatype_of",
     "disabled_plugins",
     "extra_plugins",
+    "handles",
     "hookimpl",
     "hookspec",
     "installed_plugins",
     "numpy_dtype",
+    "option_choice",
+    "option_names",
     "select_framework",
     "start_wrapper",
     "text_rows",

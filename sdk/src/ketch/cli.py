@@ -120,13 +120,6 @@ def _add_serve(commands: Any) -> None:
     )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
     parser.add_argument(
-        "--test-delay-ms",
-        type=float,
-        default=0.0,
-        help="for tests and benchmarks only: sleep this long before every prediction "
-        "(a deliberately slow replica)",
-    )
-    parser.add_argument(
         "--exit-with-parent",
         action="store_true",
         help="stop (as on SIGTERM) when the process that started this one dies",
@@ -186,7 +179,6 @@ def _serve(args: argparse.Namespace) -> int:
             port=args.port,
             max_batch=args.max_batch,
             workers=args.workers,
-            test_delay_s=args.test_delay_ms / 1000.0,
         )
         address = server.start()
     except (KetchError, OSError, ValueError) as error:

@@ -257,7 +257,6 @@ class ServeOptions(TypedDict, total=False):
     max_batch: int | None
     options: Mapping[str, str] | None
     exit_with_parent: bool
-    test_delay_ms: float
     extra_args: Sequence[str]
 
 
@@ -275,8 +274,6 @@ def serve_command(
         command += ["--option", f"{key}={value}"]
     if settings.get("exit_with_parent"):
         command.append("--exit-with-parent")
-    if settings.get("test_delay_ms"):
-        command += ["--test-delay-ms", str(settings["test_delay_ms"])]
     return command + list(settings.get("extra_args", ()))
 
 

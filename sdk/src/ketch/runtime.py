@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -37,10 +36,8 @@ class ModelRuntime:
         spec: ModelSpec,
         model: object,
         signature: Signature,
-        test_delay_s: float = 0.0,
     ) -> None:
         self.framework = framework
-        self.test_delay_s = test_delay_s
         self.spec = spec
         self.model = model
         self.signature = signature
@@ -53,13 +50,11 @@ class ModelRuntime:
         spec: ModelSpec,
         *,
         max_batch: int | None = None,
-        test_delay_s: float = 0.0,
     ) -> ModelRuntime:
         """Load, place on ``spec.device`` and describe the model; cap its batch at ``max_batch``.
 
         A directory that the plugin does not load as a whole must hold one model: see
         :func:`ketch.model_directory.load_model`; the runtime's spec names that file.
-        ``test_delay_s`` (tests and benchmarks only) slows every prediction on purpose.
         """
         spec, model = load_model(framework, spec)
         model = framework.place(model, spec.device)
@@ -69,7 +64,7 @@ class ModelRuntime:
         if bound != capabilities.max_batch:
             capabilities = dataclasses.replace(capabilities, max_batch=bound)
             signature = dataclasses.replace(signature, capabilities=capabilities)
-        return cls(framework, spec, model, signature, test_delay_s)
+        return cls(framework, spec, model, signature)
 
     @property
     def name(self) -> str:
@@ -108,8 +103,6 @@ class ModelRuntime:
                     f"{self.name!r} has {', '.join(map(repr, declared))}"
                 )
         rows = self._check_rows(inputs)
-        if self.test_delay_s:
-            time.sleep(self.test_delay_s)
         produced = self.framework.batch_predict(self.model, inputs)
         checked = validate_outputs(self.signature, produced, rows, plugin=self._plugin_label)
         if outputs:

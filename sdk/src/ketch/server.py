@@ -251,7 +251,6 @@ class WrapperServer:
     :param max_batch: an upper bound on rows per call, on top of the plugin's own.
     :param workers: threads that run calls; more calls than this wait their turn.
     :param max_message_bytes: the largest request or response accepted.
-    :param test_delay_s: for tests and benchmarks only: a sleep before every prediction.
     """
 
     def __init__(
@@ -264,14 +263,12 @@ class WrapperServer:
         max_batch: int | None = None,
         workers: int = 16,
         max_message_bytes: int = 256 * 1024 * 1024,
-        test_delay_s: float = 0.0,
     ) -> None:
         self.framework = framework
         self.spec = spec
         self.host = host
         self.requested_port = port
         self.max_batch = max_batch
-        self.test_delay_s = test_delay_s
         self.port = 0
         self._state = _WrapperState(spec, framework)
         self._health = health.HealthServicer(
@@ -316,9 +313,7 @@ class WrapperServer:
 
     def load(self) -> ModelRuntime:
         """Load the model; from then on the server is ready and healthy."""
-        runtime = ModelRuntime.load(
-            self.framework, self.spec, max_batch=self.max_batch, test_delay_s=self.test_delay_s
-        )
+        runtime = ModelRuntime.load(self.framework, self.spec, max_batch=self.max_batch)
         self._state.runtime = runtime
         self._set_health(health_pb2.HealthCheckResponse.SERVING)
         return runtime

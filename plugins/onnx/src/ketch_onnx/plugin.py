@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ketch import ModelSpec, Signature, hookimpl
+from ketch import ModelSpec, Signature, handles, hookimpl
 from ketch_onnx.handle import OnnxModel
 
 __all__ = [
@@ -38,30 +38,27 @@ def ketch_load(spec: ModelSpec) -> OnnxModel | None:
 
 
 @hookimpl
-def ketch_place(model: object, device: str) -> OnnxModel | None:
+@handles(OnnxModel)
+def ketch_place(model: OnnxModel, device: str) -> OnnxModel:
     """Run the graph on ``cpu``, ``cuda`` or ``cuda:N`` (onnxruntime's CUDA provider)."""
-    if not isinstance(model, OnnxModel):
-        return None
     from ketch_onnx.placement import place
 
     return place(model, device)
 
 
 @hookimpl
-def ketch_signature(model: object) -> Signature | None:
+@handles(OnnxModel)
+def ketch_signature(model: OnnxModel) -> Signature:
     """The signature the graph declares, settled when it was loaded."""
-    if not isinstance(model, OnnxModel):
-        return None
     return model.signature
 
 
 @hookimpl
+@handles(OnnxModel)
 def ketch_batch_predict(
-    model: object, inputs: Mapping[str, np.ndarray]
-) -> dict[str, np.ndarray] | None:
+    model: OnnxModel, inputs: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     """Run the graph on the batch."""
-    if not isinstance(model, OnnxModel):
-        return None
     from ketch_onnx.inference import predict
 
     return predict(model, inputs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from ketch import ModelLoadError, ModelSpec
+from ketch import ModelLoadError, ModelSpec, check_options, option_choice, option_names
 from ketch_sklearn.columns import COLUMN_DATATYPES, NUMERIC_DATATYPES
 
 __all__ = ["INPUT_KINDS", "KNOWN_OPTIONS", "METHODS", "SklearnOptions"]
@@ -28,21 +28,10 @@ KNOWN_OPTIONS: Final[dict[str, str]] = {
 }
 
 
-def _choice(spec: ModelSpec, key: str, choices: tuple[str, ...], default: str) -> str:
-    value = (spec.option(key) or default).strip()
-    if value not in choices:
-        raise ModelLoadError(f"option {key}={value!r} is not one of {', '.join(choices)}")
-    return value
-
-
-def _split(value: str | None) -> tuple[str, ...]:
-    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
-
-
-def _declared_columns(value: str | None) -> dict[str, str]:
-    """``NAME:DATATYPE,...`` as a dict; ModelLoadError for a malformed entry."""
+def _declared_columns(spec: ModelSpec) -> dict[str, str]:
+    """The option ``columns`` (``NAME:DATATYPE,...``) as a dict; ModelLoadError for a bad entry."""
     declared: dict[str, str] = {}
-    for entry in _split(value):
+    for entry in option_names(spec, "columns"):
         name, _, datatype = entry.rpartition(":")
         name, datatype = name.strip(), datatype.strip().upper()
         if not name or datatype not in COLUMN_DATATYPES:
@@ -73,13 +62,8 @@ class SklearnOptions:
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> SklearnOptions:
         """The options in ``spec``; ModelLoadError names an unknown or malformed one."""
-        unknown = sorted(set(spec.options) - set(KNOWN_OPTIONS))
-        if unknown:
-            known = "; ".join(f"{key}: {meaning}" for key, meaning in KNOWN_OPTIONS.items())
-            raise ModelLoadError(
-                f"unknown option(s) {', '.join(unknown)} for the sklearn plugin; known: {known}"
-            )
-        methods = _split(spec.option("method")) or ("predict",)
+        check_options(spec, KNOWN_OPTIONS, "sklearn")
+        methods = option_names(spec, "method") or ("predict",)
         bad = [method for method in methods if method not in METHODS]
         if bad:
             raise ModelLoadError(
@@ -100,12 +84,12 @@ class SklearnOptions:
                 raise ModelLoadError(f"option n_features={n_features} must be at least 1")
         return cls(
             methods=methods,
-            input_kind=_choice(spec, "input", INPUT_KINDS, "auto"),
+            input_kind=option_choice(spec, "input", INPUT_KINDS, "auto"),
             input_name=(spec.option("input_name") or "input").strip(),
-            input_datatype=_choice(spec, "input_datatype", NUMERIC_DATATYPES, "FP64"),
+            input_datatype=option_choice(spec, "input_datatype", NUMERIC_DATATYPES, "FP64"),
             n_features=n_features,
-            declared_columns=_declared_columns(spec.option("columns")),
-            file_format=_choice(spec, "format", FORMATS, "auto"),
+            declared_columns=_declared_columns(spec),
+            file_format=option_choice(spec, "format", FORMATS, "auto"),
             trust_pickle=spec.flag("trust_pickle"),
-            trusted_types=_split(spec.option("trusted_types")),
+            trusted_types=option_names(spec, "trusted_types"),
         )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ketch import DeviceUnavailableError, ModelSpec, Signature, hookimpl
+from ketch import DeviceUnavailableError, ModelSpec, Signature, handles, hookimpl
 from ketch_sklearn.model import SklearnModel
 
 __all__ = [
@@ -40,43 +40,39 @@ def ketch_load(spec: ModelSpec) -> SklearnModel | None:
 
 
 @hookimpl
-def ketch_place(model: object, device: str) -> SklearnModel | None:
+@handles(SklearnModel)
+def ketch_place(model: SklearnModel, device: str) -> SklearnModel:
     """scikit-learn runs on the CPU only: ``cpu`` works, any other device is an error."""
-    if not isinstance(model, SklearnModel):
-        return None
     if device.strip().lower() != "cpu":
         raise DeviceUnavailableError(device, DEVICES, "scikit-learn runs on the CPU only")
     return model
 
 
 @hookimpl
-def ketch_signature(model: object) -> Signature | None:
+@handles(SklearnModel)
+def ketch_signature(model: SklearnModel) -> Signature:
     """The signature worked out when the model was loaded."""
-    if not isinstance(model, SklearnModel):
-        return None
     return model.signature
 
 
 @hookimpl
+@handles(SklearnModel)
 def ketch_batch_predict(
-    model: object, inputs: Mapping[str, np.ndarray]
-) -> dict[str, np.ndarray] | None:
+    model: SklearnModel, inputs: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     """Run the configured methods (``predict`` by default) on the batch."""
-    if not isinstance(model, SklearnModel):
-        return None
     from ketch_sklearn.model import predict
 
     return predict(model, inputs)
 
 
 @hookimpl
-def ketch_example_inputs(model: object, rows: int) -> dict[str, np.ndarray] | None:
+@handles(SklearnModel)
+def ketch_example_inputs(model: SklearnModel, rows: int) -> dict[str, np.ndarray] | None:
     """Sentences of a text model's vocabulary, or DataFrame columns with known categories.
 
     None for a matrix of numbers, which random rows fit.
     """
-    if not isinstance(model, SklearnModel):
-        return None
     from ketch_sklearn.model import sample_inputs
 
     return sample_inputs(model, rows)

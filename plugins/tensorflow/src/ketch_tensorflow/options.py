@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from ketch import ModelLoadError, ModelSpec
+from ketch import ModelLoadError, ModelSpec, check_options
 from ketch.model_spec import TRUE_WORDS
 
 __all__ = ["DEFAULT_SIGNATURE", "KNOWN_OPTIONS", "TensorFlowOptions"]
@@ -46,12 +46,7 @@ class TensorFlowOptions:
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> TensorFlowOptions:
         """The options in ``spec``; ModelLoadError names an unknown or malformed one."""
-        unknown = sorted(set(spec.options) - set(KNOWN_OPTIONS))
-        if unknown:
-            known = "; ".join(f"{key}: {meaning}" for key, meaning in KNOWN_OPTIONS.items())
-            raise ModelLoadError(
-                f"unknown option(s) {', '.join(unknown)} for the tensorflow plugin; known: {known}"
-            )
+        check_options(spec, KNOWN_OPTIONS, "tensorflow")
         signature = (spec.option("signature") or DEFAULT_SIGNATURE).strip()
         if not signature:
             raise ModelLoadError("option signature is empty; name a SavedModel signature")

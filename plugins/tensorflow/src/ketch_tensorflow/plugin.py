@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ketch import ModelSpec, Signature, hookimpl
+from ketch import ModelSpec, Signature, handles, hookimpl
 from ketch_tensorflow.model import TensorFlowModel
 
 __all__ = [
@@ -50,14 +50,13 @@ def ketch_load(spec: ModelSpec) -> TensorFlowModel | None:
 
 
 @hookimpl
-def ketch_place(model: object, device: str) -> TensorFlowModel | None:
+@handles(TensorFlowModel)
+def ketch_place(model: TensorFlowModel, device: str) -> TensorFlowModel:
     """Run the model under ``device`` (``cpu``, ``gpu``, ``gpu:N``, ``cuda:N``).
 
     A model loaded on another device is loaded again on this one, so that its
     variables live there and its function is traced for it.
     """
-    if not isinstance(model, TensorFlowModel):
-        return None
     from ketch_tensorflow.devices import resolve_device
     from ketch_tensorflow.model import load_model
 
@@ -70,10 +69,9 @@ def ketch_place(model: object, device: str) -> TensorFlowModel | None:
 
 
 @hookimpl
-def ketch_signature(model: object) -> Signature | None:
+@handles(TensorFlowModel)
+def ketch_signature(model: TensorFlowModel) -> Signature:
     """The signature read from the model's own; logs the start-up time the first time."""
-    if not isinstance(model, TensorFlowModel):
-        return None
     from ketch_tensorflow.startup import report_startup
 
     report_startup(model.load_seconds)
@@ -81,12 +79,11 @@ def ketch_signature(model: object) -> Signature | None:
 
 
 @hookimpl
+@handles(TensorFlowModel)
 def ketch_batch_predict(
-    model: object, inputs: Mapping[str, np.ndarray]
-) -> dict[str, np.ndarray] | None:
+    model: TensorFlowModel, inputs: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     """Run the model's serving function on the batch."""
-    if not isinstance(model, TensorFlowModel):
-        return None
     from ketch_tensorflow.model import predict
 
     return predict(model, inputs)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from ketch import ModelLoadError, ModelSpec
+from ketch import ModelLoadError, ModelSpec, check_options
 
 __all__ = ["DTYPES", "FORMATS", "KNOWN_OPTIONS", "TorchOptions", "requested_format"]
 
@@ -93,12 +93,7 @@ class TorchOptions:
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> TorchOptions:
         """The options in ``spec``; ModelLoadError names an unknown or malformed one."""
-        unknown = sorted(set(spec.options) - set(KNOWN_OPTIONS))
-        if unknown:
-            known = "; ".join(f"{key}: {meaning}" for key, meaning in KNOWN_OPTIONS.items())
-            raise ModelLoadError(
-                f"unknown option(s) {', '.join(unknown)} for the torch plugin; known: {known}"
-            )
+        check_options(spec, KNOWN_OPTIONS, "torch")
         inputs = spec.option("inputs")
         return cls(
             file_format=_choice(spec, "format", FORMATS),

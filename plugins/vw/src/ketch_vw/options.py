@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from ketch import ModelLoadError, ModelSpec
+from ketch import ModelLoadError, ModelSpec, check_options, option_choice
 from ketch_vw.examples import DEFAULT_NAMESPACE
 
 __all__ = ["DENSE_DATATYPES", "INPUT_KINDS", "KNOWN_OPTIONS", "VwOptions"]
@@ -28,13 +28,6 @@ KNOWN_OPTIONS: Final[dict[str, str]] = {
     "save_every_updates": "also save after this many learned rows (default: only on shutdown)",
     "save_every_seconds": "also save this often while there are unsaved updates",
 }
-
-
-def _choice(spec: ModelSpec, key: str, choices: tuple[str, ...], default: str) -> str:
-    value = (spec.option(key) or default).strip()
-    if value not in choices:
-        raise ModelLoadError(f"option {key}={value!r} is not one of {', '.join(choices)}")
-    return value
 
 
 def _positive_int(spec: ModelSpec, key: str) -> int | None:
@@ -103,13 +96,8 @@ class VwOptions:
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> VwOptions:
         """The options in ``spec``; ModelLoadError names an unknown or malformed one."""
-        unknown = sorted(set(spec.options) - set(KNOWN_OPTIONS))
-        if unknown:
-            known = "; ".join(f"{key}: {meaning}" for key, meaning in KNOWN_OPTIONS.items())
-            raise ModelLoadError(
-                f"unknown option(s) {', '.join(unknown)} for the vw plugin; known: {known}"
-            )
-        input_kind = _choice(spec, "input", INPUT_KINDS, "text")
+        check_options(spec, KNOWN_OPTIONS, "vw")
+        input_kind = option_choice(spec, "input", INPUT_KINDS, "text")
         n_features = _positive_int(spec, "n_features")
         if input_kind == "dense" and n_features is None:
             raise ModelLoadError("option input=dense needs n_features, the columns of a row")
@@ -129,7 +117,7 @@ class VwOptions:
             args=spec.option("args"),
             input_kind=input_kind,
             input_name=(spec.option("input_name") or "input").strip(),
-            input_datatype=_choice(spec, "input_datatype", DENSE_DATATYPES, "FP64"),
+            input_datatype=option_choice(spec, "input_datatype", DENSE_DATATYPES, "FP64"),
             n_features=n_features,
             namespace=_namespace(spec),
             actions=_positive_int(spec, "actions"),

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ketch import DeviceUnavailableError, ModelSpec, Signature, hookimpl
+from ketch import DeviceUnavailableError, ModelSpec, Signature, handles, hookimpl
 from ketch_vw.model import VwModel
 
 __all__ = [
@@ -35,55 +35,46 @@ def ketch_load(spec: ModelSpec) -> VwModel | None:
 
 
 @hookimpl
-def ketch_place(model: object, device: str) -> VwModel | None:
+@handles(VwModel)
+def ketch_place(model: VwModel, device: str) -> VwModel:
     """VW runs on the CPU only: ``cpu`` works, any other device is an error."""
-    if not isinstance(model, VwModel):
-        return None
     if device.strip().lower() != "cpu":
         raise DeviceUnavailableError(device, DEVICES, "Vowpal Wabbit runs on the CPU only")
     return model
 
 
 @hookimpl
-def ketch_signature(model: object) -> Signature | None:
+@handles(VwModel)
+def ketch_signature(model: VwModel) -> Signature:
     """The signature worked out when the model was loaded."""
-    if not isinstance(model, VwModel):
-        return None
     return model.signature
 
 
 @hookimpl
-def ketch_batch_predict(
-    model: object, inputs: Mapping[str, np.ndarray]
-) -> dict[str, np.ndarray] | None:
+@handles(VwModel)
+def ketch_batch_predict(model: VwModel, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Predict every row on its own; predicting never teaches the model."""
-    if not isinstance(model, VwModel):
-        return None
     return model.predict(inputs)
 
 
 @hookimpl
-def ketch_observe(
-    model: object, inputs: Mapping[str, np.ndarray], labels: np.ndarray
-) -> bool | None:
+@handles(VwModel)
+def ketch_observe(model: VwModel, inputs: Mapping[str, np.ndarray], labels: np.ndarray) -> bool:
     """Learn from labelled rows, one VW update per row, in order."""
-    if not isinstance(model, VwModel):
-        return None
     return model.learn(inputs, labels)
 
 
 @hookimpl
-def ketch_example_inputs(model: object, rows: int) -> dict[str, np.ndarray] | None:
+@handles(VwModel)
+def ketch_example_inputs(model: VwModel, rows: int) -> dict[str, np.ndarray]:
     """Rows the model can predict: dense rows, or VW text examples for its task."""
-    if not isinstance(model, VwModel):
-        return None
     from ketch_vw.samples import sample_rows
 
     return sample_rows(model.info, model.options, rows)
 
 
 @hookimpl
-def ketch_unload(model: object) -> None:
+@handles(VwModel)
+def ketch_unload(model: VwModel) -> None:
     """Save what the model learnt since its last save, then release it."""
-    if isinstance(model, VwModel):
-        model.close()
+    model.close()

@@ -1,0 +1,1 @@
+"""Running the gateway: its configuration, admin changes, wrapper supervision, child processes."""

@@ -1,0 +1,1 @@
+"""The REST surfaces: the Starlette application, its routes, request bodies and codecs."""

@@ -1,0 +1,1 @@
+"""The model abstraction layer, per model version: cache, deadline queue, batcher, replicas."""

@@ -1,0 +1,56 @@
+"""The ``none`` batching policy: each request goes to the next healthy replica at once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ketch import WrapperCallError
+from ketch_gateway.serving.predictor import Dispatcher, Prediction
+from ketch_gateway.serving.replicas import ReplicaSet, wrapper_error
+
+__all__ = ["DirectPredictor"]
+
+
+class DirectPredictor(Dispatcher):
+    """One wrapper call per request, to the replicas in turn."""
+
+    def __init__(self, model: str, replicas: ReplicaSet) -> None:
+        self.model = model
+        self.replicas = replicas
+
+    def replicas_changed(self) -> None:
+        """Nothing to do: each call picks a replica."""
+
+    def set_objective(self, seconds: float) -> None:
+        """Nothing to do: there are no batches."""
+
+    def set_max_batch(self, rows: int | None) -> None:
+        """Nothing to do: a request is sent as it came."""
+
+    async def close(self) -> None:
+        """Nothing waits here."""
+
+    def describe(self) -> dict[str, Any]:
+        """What the admin API shows of it."""
+        return {"policy": "none"}
+
+    async def predict(
+        self,
+        inputs: Mapping[str, np.ndarray],
+        *,
+        timeout: float,
+        outputs: Sequence[str] | None = None,
+    ) -> Prediction:
+        """Send the rows to the next healthy replica."""
+        replica = self.replicas.pick()
+        try:
+            answer = await replica.client.infer(
+                inputs, model=self.model, outputs=outputs, timeout=timeout
+            )
+        except WrapperCallError as error:
+            replica.failed(error)
+            raise wrapper_error(self.replicas.label, error) from None
+        return Prediction(answer)

@@ -1,0 +1,307 @@
+"""The models the gateway serves: versions, replicas, metadata, and the current version."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ketch import Capabilities, Signature, WrapperCallError
+from ketch_gateway.control.config import ModelConfig, VersionConfig
+from ketch_gateway.control.supervisor import ManagedWrapper
+from ketch_gateway.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
+from ketch_gateway.serving.chain import build_chain, build_dispatcher
+from ketch_gateway.serving.context import ServingContext
+from ketch_gateway.serving.predictor import Dispatcher, Predictor
+from ketch_gateway.serving.replicas import Replica, ReplicaSet
+
+__all__ = ["Model", "ModelVersion"]
+
+_log = logging.getLogger(__name__)
+
+
+class ModelVersion:
+    """One version of a model: its replicas (external and managed), metadata and predictor.
+
+    Until :meth:`start`, changes (addresses, the managed count) only edit what will be
+    started, so that the admin changes recorded in the state store can be replayed first.
+    """
+
+    def __init__(self, owner: ModelConfig, config: VersionConfig, context: ServingContext) -> None:
+        model = owner.name
+        self.owner = owner
+        self.context = context
+        self.model = model
+        self.version = config.version
+        self.config = config
+        self.label = f"model {model!r} version {config.version!r}"
+        self.replicas = ReplicaSet(self.label)
+        self.addresses = list(config.addresses)
+        self.desired = config.launch.count if config.launch else 0
+        self.managed: list[ManagedWrapper] = []
+        self.signature: Signature | None = None
+        self.capabilities: Capabilities | None = None
+        self.dispatcher: Dispatcher = build_dispatcher(
+            owner, config.version, self.replicas, context.metrics
+        )
+        self.predictor: Predictor = build_chain(
+            owner, config.version, self.dispatcher, context.metrics
+        )
+        self.started = False
+        self._launched = 0
+
+    async def start(self) -> None:
+        """Connect to the addresses and launch the managed wrappers."""
+        self.started = True
+        for address in self.addresses:
+            await self._connect(address)
+        await self.scale(self.desired)
+        await self.load_metadata()
+
+    async def _connect(self, address: str) -> None:
+        replica = Replica(address, connect=self.context.connect)
+        self.replicas.add(replica)
+        self.dispatcher.replicas_changed()
+        if not await replica.probe():
+            _log.warning("%s: replica %s is not answering yet; probing", self.label, address)
+
+    async def add_address(self, address: str) -> None:
+        """Add an external replica; it joins the rotation once it probes healthy."""
+        if address in self.addresses:
+            raise Conflict(f"{self.label} already has the replica {address}")
+        self.addresses.append(address)
+        if self.started:
+            await self._connect(address)
+            await self.load_metadata()
+
+    async def remove_address(self, address: str) -> None:
+        """Remove an external replica."""
+        if address not in self.addresses:
+            known = ", ".join(self.addresses) or "none"
+            raise NotFound(f"{self.label} has no external replica {address} (external: {known})")
+        self.addresses.remove(address)
+        replica = self.replicas.remove(address)
+        self.dispatcher.replicas_changed()
+        if replica is not None:
+            await replica.close()
+
+    async def remove_managed(self, address: str) -> bool:
+        """Stop the managed wrapper listening at ``address``; whether there was one."""
+        wrapper = next((w for w in self.managed if w.address == address), None)
+        if wrapper is None:
+            return False
+        await self._stop_managed(wrapper)
+        self.desired = len(self.managed)
+        return True
+
+    async def scale(self, count: int) -> None:
+        """Run exactly ``count`` managed wrappers (starting or stopping the difference).
+
+        When a wrapper fails to start, those this call started are stopped again and
+        the version keeps the wrappers it had; the first failure is raised.
+        """
+        if count and self.config.launch is None:
+            raise BadRequest(f"{self.label} has no plugin and path to launch wrappers from")
+        if not self.started:
+            self.desired = count
+            return
+        added = [self._managed() for _ in range(count - len(self.managed))]
+        self.managed.extend(added)
+        results = await asyncio.gather(
+            *(wrapper.start() for wrapper in added), return_exceptions=True
+        )
+        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        if failure is not None:
+            for wrapper in added:
+                await self._stop_managed(wrapper)
+            raise failure
+        self.desired = count
+        while len(self.managed) > count:
+            await self._stop_managed(self.managed[-1])
+        if added:
+            await self.load_metadata()
+
+    async def _stop_managed(self, wrapper: ManagedWrapper) -> None:
+        self.managed.remove(wrapper)
+        await wrapper.stop()
+        if wrapper.address is not None:
+            replica = self.replicas.remove(wrapper.address)
+            self.dispatcher.replicas_changed()
+            if replica is not None:
+                await replica.close()
+
+    def _managed(self) -> ManagedWrapper:
+        launch = self.config.launch
+        assert launch is not None
+        replica: list[Replica] = []
+
+        def on_ready(address: str) -> None:
+            if replica:
+                replica[0].reconnect(address)
+            else:
+                replica.append(Replica(address, managed=True, connect=self.context.connect))
+                self.replicas.add(replica[0])
+                self.dispatcher.replicas_changed()
+            replica[0].healthy = True
+
+        def on_exit() -> None:
+            if replica:
+                replica[0].healthy = False
+
+        label = f"{self.model} v{self.version} #{self._launched}"
+        self._launched += 1
+        return ManagedWrapper(
+            label,
+            model=self.model,
+            version=self.version,
+            launch=launch,
+            on_ready=on_ready,
+            on_exit=on_exit,
+            policy=self.context.restart,
+            gate=self.context.gate,
+        )
+
+    async def load_metadata(self) -> Signature | None:
+        """Ask a healthy replica for the model's signature (once; cached)."""
+        if self.signature is not None:
+            return self.signature
+        for replica in self.replicas.healthy():
+            try:
+                metadata = await replica.client.model_metadata(model=self.model)
+            except WrapperCallError as error:
+                replica.failed(error)
+                _log.warning("%s: no metadata from %s: %s", self.label, replica.address, error)
+                continue
+            self.signature = Signature(
+                inputs=metadata.inputs, outputs=metadata.outputs, platform=metadata.platform
+            )
+            await self._learn_capabilities(replica)
+            self.predictor = build_chain(
+                self.owner,
+                self.version,
+                self.dispatcher,
+                self.context.metrics,
+                signature=self.signature,
+                capabilities=self.capabilities,
+            )
+            return self.signature
+        return None
+
+    async def _learn_capabilities(self, replica: Replica) -> None:
+        """Learn the wrapper's declared maximum batch, and whether the model learns online.
+
+        Batches stay within the maximum (Ketch wrappers declare it).
+        """
+        launched = self.config.launch.max_batch if self.config.launch else None
+        try:
+            capabilities = await replica.client.capabilities(model=self.model)
+        except WrapperCallError:  # not a Ketch wrapper: only the configured bound applies
+            capabilities = None
+        self.capabilities = capabilities
+        declared = capabilities.max_batch if capabilities else None
+        bounds = [bound for bound in (launched, declared) if bound]
+        self.dispatcher.set_max_batch(min(bounds) if bounds else None)
+
+    async def require_signature(self) -> Signature:
+        """The signature, or ServiceUnavailable when no replica can give it."""
+        signature = await self.load_metadata()
+        if signature is None:
+            raise ServiceUnavailable(
+                f"{self.label}: no replica has answered yet", headers={"Retry-After": "1"}
+            )
+        return signature
+
+    async def stop(self) -> None:
+        """Answer what is queued, stop the managed wrappers and close every channel."""
+        await self.predictor.close()
+        await asyncio.gather(*(wrapper.stop() for wrapper in self.managed))
+        await self.replicas.close()
+
+    def describe(self) -> dict[str, object]:
+        """What the admin API shows of it."""
+        return {
+            "version": self.version,
+            "managed": self.desired,
+            "addresses": list(self.addresses),
+            "replicas": [replica.describe() for replica in self.replicas.replicas],
+            "wrappers": [wrapper.describe() for wrapper in self.managed],
+            "batching": self.predictor.describe(),
+        }
+
+
+class Model:
+    """A model: its versions and which one answers when a request names none."""
+
+    def __init__(self, config: ModelConfig, context: ServingContext) -> None:
+        self.name = config.name
+        self.config = config
+        self.current = config.current_version
+        self.timeout_s = config.timeout_ms / 1000.0
+        self.context = context
+        self.batch_objective_s = 0.02
+        self.versions = {v.version: self._version(v) for v in config.versions}
+        self.started = False
+
+    def _version(self, config: VersionConfig) -> ModelVersion:
+        version = ModelVersion(self.config, config, self.context)
+        version.dispatcher.set_objective(self.batch_objective_s)
+        return version
+
+    def set_batch_objective(self, seconds: float) -> None:
+        """The latency every version's batches aim under (unless configured explicitly)."""
+        self.batch_objective_s = seconds
+        for version in self.versions.values():
+            version.dispatcher.set_objective(seconds)
+
+    def version(self, name: str | None = None) -> ModelVersion:
+        """The version called ``name``, or the current one; NotFound when there is none."""
+        key = self.current if name in (None, "") else name
+        assert key is not None
+        found = self.versions.get(key)
+        if found is None:
+            known = ", ".join(self.versions)
+            raise NotFound(f"model {self.name!r} has no version {key!r} (versions: {known})")
+        return found
+
+    async def start(self) -> None:
+        """Start every version; the first failure, once every version has finished starting."""
+        self.started = True
+        results = await asyncio.gather(
+            *(version.start() for version in self.versions.values()), return_exceptions=True
+        )
+        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        if failure is not None:
+            raise failure
+
+    async def add_version(self, config: VersionConfig) -> ModelVersion:
+        """Add a version (and start it, when the model runs).
+
+        A version that fails to start is stopped and not added.
+        """
+        if config.version in self.versions:
+            raise Conflict(f"model {self.name!r} already has version {config.version!r}")
+        version = self._version(config)
+        if self.started:
+            try:
+                await version.start()
+            except BaseException:
+                await version.stop()
+                raise
+        self.versions[config.version] = version
+        return version
+
+    def set_current(self, name: str) -> None:
+        """Serve ``name`` when a request names no version (a rollout or a rollback)."""
+        self.version(name)
+        self.current = name
+
+    async def stop(self) -> None:
+        """Stop every version."""
+        await asyncio.gather(*(version.stop() for version in self.versions.values()))
+
+    def describe(self) -> dict[str, object]:
+        """What the admin API shows of it."""
+        return {
+            "name": self.name,
+            "version": self.current,
+            "versions": [version.describe() for version in self.versions.values()],
+        }

@@ -1,0 +1,1 @@
+"""The state store: its contract, and the SQLite and Redis implementations."""
