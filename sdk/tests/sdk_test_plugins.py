@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -29,22 +30,40 @@ SLOW_PLUGIN = "sdk_test_plugins:slow"
 WINDOW_PLUGIN = "sdk_test_plugins:window"
 
 
+HOLD_LIMIT_S = 60.0
+
+
 class SlowSoftmaxModel(SoftmaxModel):
     """A softmax model that sleeps before answering and leaves a marker when called."""
 
-    def __init__(
-        self, inner: SoftmaxModel, predict_delay: float, marker: str | None, unloaded: str | None
-    ) -> None:
+    def __init__(self, inner: SoftmaxModel, spec: ModelSpec) -> None:
         weights, bias = inner.parameters
         super().__init__(weights, bias, inner.learning_rate)
-        self.predict_delay = predict_delay
-        self.marker = marker
-        self.unloaded = unloaded
+        self.predict_delay = float(spec.option("predict_delay", "0") or 0)
+        self.marker = spec.option("marker")
+        self.unloaded = spec.option("unloaded")
+        self.calls = spec.option("calls")
+        self.hold = spec.option("hold")
+
+    def called(self) -> None:
+        """Leave the marker, and a file of its own for this call in the ``calls`` folder."""
+        if self.marker:
+            Path(self.marker).touch()
+        if self.calls:
+            Path(self.calls, f"call-{uuid.uuid4().hex}").touch()
+
+    def held(self) -> None:
+        """Wait while the ``hold`` file exists (a minute at most)."""
+        until = time.monotonic() + HOLD_LIMIT_S
+        while self.hold and Path(self.hold).exists() and time.monotonic() < until:
+            time.sleep(0.01)
 
 
 class SlowSoftmaxPlugin(SoftmaxRegressionPlugin):
     """Options: ``load_delay`` and ``predict_delay`` (seconds), ``marker`` (a file to touch
-    when a prediction starts), ``unloaded`` (a file to write when the model is unloaded)."""
+    when a prediction starts), ``calls`` (a folder where each prediction leaves a file),
+    ``hold`` (a file: predictions wait while it exists), ``unloaded`` (a file to write
+    when the model is unloaded)."""
 
     @hookimpl
     def ketch_load(self, spec: ModelSpec) -> SoftmaxModel | None:
@@ -52,20 +71,15 @@ class SlowSoftmaxPlugin(SoftmaxRegressionPlugin):
         if model is None:
             return None
         time.sleep(float(spec.option("load_delay", "0") or 0))
-        return SlowSoftmaxModel(
-            model,
-            float(spec.option("predict_delay", "0") or 0),
-            spec.option("marker"),
-            spec.option("unloaded"),
-        )
+        return SlowSoftmaxModel(model, spec)
 
     @hookimpl
     def ketch_batch_predict(
         self, model: object, inputs: Mapping[str, np.ndarray]
     ) -> dict[str, np.ndarray] | None:
         if isinstance(model, SlowSoftmaxModel):
-            if model.marker:
-                Path(model.marker).touch()
+            model.called()
+            model.held()
             time.sleep(model.predict_delay)
         return super().ketch_batch_predict(model, inputs)
 
