@@ -7,22 +7,27 @@ has started.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 
 from ketch import (
+    EXTRA_VARIABLE,
     DimensionRange,
     ModelSpec,
     Signature,
     TensorSpec,
+    WrapperProcess,
     hookimpl,
+    start_wrapper,
     validate_inputs,
 )
+from ketch_conformance import pacing
 from ketch_conformance.reference import SoftmaxModel, SoftmaxRegressionPlugin
 
 REFERENCE_PLUGIN = "ketch_conformance.reference:plugin"
@@ -90,6 +95,38 @@ class SlowSoftmaxPlugin(SoftmaxRegressionPlugin):
 
 
 slow = SlowSoftmaxPlugin()
+
+
+@contextlib.contextmanager
+def stalled_wrapper(
+    model_path: Path, folder: Path, env: Mapping[str, str], name: str = "digits"
+) -> Iterator[tuple[WrapperProcess, Path, Path]]:
+    """``ketch serve`` of the slow plugin with one worker thread, paced a minute per prediction.
+
+    Yields the process, the ``calls`` folder where the framework plugin (called after
+    the pacing) leaves a file per prediction, and the pacing's ``control`` folder,
+    where each paced call leaves a file as it starts.
+    """
+    calls, control = folder / "calls", folder / "control"
+    calls.mkdir()
+    control.mkdir()
+    (control / pacing.SLOW_FILE).write_text("0.001")
+    paced = {
+        **env,
+        EXTRA_VARIABLE: pacing.REFERENCE,
+        pacing.PREDICT_DELAY_VARIABLE: "60",
+        pacing.CONTROL_VARIABLE: str(control),
+    }
+    with start_wrapper(
+        SLOW_PLUGIN,
+        model_path,
+        name=name,
+        options={"calls": str(calls)},
+        extra_args=["--workers", "1"],
+        env=paced,
+        echo_stderr=False,
+    ) as process:
+        yield process, calls, control
 
 
 class CountingWrapper:

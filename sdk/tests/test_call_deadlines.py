@@ -15,10 +15,9 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from sdk_test_plugins import REFERENCE_PLUGIN, SLOW_PLUGIN, CountingWrapper
+from sdk_test_plugins import REFERENCE_PLUGIN, SLOW_PLUGIN, CountingWrapper, stalled_wrapper
 
 from ketch import (
-    EXTRA_VARIABLE,
     CallCancelled,
     CallScope,
     ModelRuntime,
@@ -33,7 +32,6 @@ from ketch import (
 )
 from ketch.proto import grpc_service_pb2 as pb
 from ketch.wire import infer_request
-from ketch_conformance import pacing
 
 ROW = {"input": np.zeros((1, 64), np.float32)}
 WAIT_S = 30.0
@@ -171,30 +169,9 @@ def test_a_batch_whose_deadline_passed_while_it_waited_never_reaches_the_plugin(
 def paced_wrapper(
     softmax_path: Path, test_plugins_env: dict[str, str], tmp_path: Path
 ) -> Iterator[tuple[WrapperProcess, Path, Path]]:
-    """A minute's pacing per prediction in one worker thread; each paced call marks ``control``.
-
-    The framework plugin leaves a file in ``calls`` when it is called, after the pacing.
-    """
-    calls, control = tmp_path / "calls", tmp_path / "control"
-    calls.mkdir()
-    control.mkdir()
-    (control / pacing.SLOW_FILE).write_text("0.001")
-    env = {
-        **test_plugins_env,
-        EXTRA_VARIABLE: pacing.REFERENCE,
-        pacing.PREDICT_DELAY_VARIABLE: "60",
-        pacing.CONTROL_VARIABLE: str(control),
-    }
-    with start_wrapper(
-        SLOW_PLUGIN,
-        softmax_path,
-        name="digits",
-        options={"calls": str(calls)},
-        extra_args=["--workers", "1"],
-        env=env,
-        echo_stderr=False,
-    ) as process:
-        yield process, calls, control
+    """A minute's pacing per prediction in one worker thread (see ``stalled_wrapper``)."""
+    with stalled_wrapper(softmax_path, tmp_path, test_plugins_env) as wrapper:
+        yield wrapper
 
 
 @pytest.mark.parametrize("ending", ["cancelled", "deadline"])
