@@ -27,7 +27,7 @@ def test_a_fit_separates_the_cost_per_call_from_the_cost_per_row() -> None:
     assert service.per_row_s == pytest.approx(0.002, rel=1e-6)
     assert service.expected(5) == pytest.approx(0.020, rel=1e-6)
     # the first batches missed the fit; their deviation fades as the fit holds
-    assert service.bound(5) == pytest.approx(service.expected(5), abs=1e-5)
+    assert service.deviation_s == pytest.approx(0.0, abs=1e-5)
 
 
 def test_batches_of_one_size_count_as_cost_per_call() -> None:
@@ -43,12 +43,12 @@ def test_batches_of_one_size_count_as_cost_per_call() -> None:
     assert service.expected(1) == pytest.approx(0.042), "cautious for smaller batches"
 
 
-def test_the_bound_widens_with_the_deviation_and_the_fit_follows_a_slower_replica() -> None:
+def test_the_deviation_is_measured_and_the_fit_follows_a_slower_replica() -> None:
     service = ServiceTime()
     for index in range(200):
         service.record(4, 0.040 if index % 2 else 0.050)
     assert service.expected(4) == pytest.approx(0.045, abs=0.002)
-    assert service.bound(4) > service.expected(4) + 0.005
+    assert service.deviation_s == pytest.approx(0.005, abs=0.001)
     for _ in range(200):
         service.record(4, 0.100)
     assert service.expected(4) == pytest.approx(0.100, abs=0.001)
@@ -110,10 +110,14 @@ def test_when_a_request_would_be_answered_and_when_to_retry() -> None:
     capacity = Capacity(rows_per_s=40.0, round_rows=4, batch_s=0.1, free_in_s=0.03)
     assert capacity.answer_in(0) == pytest.approx(0.13)
     assert capacity.answer_in(3) == pytest.approx(0.13), "shares the next batch"
-    assert capacity.answer_in(4) == pytest.approx(0.23)
-    assert capacity.answer_in(17) == pytest.approx(0.03 + 4 * 0.1 + 0.1)
-    assert capacity.retry_after(0) == "1"
-    assert capacity.retry_after(200) == str(math.ceil(200 / 40))
+    assert capacity.answer_in(4) == pytest.approx(0.03 + 1.1 * 0.1 + 0.1)
+    assert capacity.answer_in(17) == pytest.approx(0.03 + 1.1 * 4 * 0.1 + 0.1)
+    spread = Capacity(rows_per_s=40.0, round_rows=4, batch_s=0.1, free_in_s=0.03, spread_s=0.01)
+    assert spread.answer_in(0) == pytest.approx(0.13 + 2 * 0.01)
+    assert spread.answer_in(12) == pytest.approx(0.03 + 1.1 * 3 * 0.1 + 0.1 + 2 * 0.01 * 2)
+    assert capacity.retry_after(0, 30.0) == "1"
+    assert capacity.retry_after(200, 30.0) == str(math.ceil(200 / 40))
+    assert capacity.retry_after(200, 2.5) == "3", "by the last deadline, the queue is gone"
 
 
 # --- the queue in deadline order --------------------------------------------------------------
@@ -140,11 +144,13 @@ async def test_rows_before_a_deadline_count_what_goes_first() -> None:
     assert queue.rows_before(3.5) == 10
     assert queue.rows_before(5.5) == 11
     assert queue.rows_before(9.0) == queue.rows == 13
+    assert queue.last_deadline == 6.0
 
 
 @pytest.mark.anyio
 async def test_requests_too_late_for_any_replica_are_dropped_together() -> None:
     queue = DeadlineQueue(capacity=10)
+    assert queue.last_deadline is None
     late = [pending(1.0), pending(1.5, rows=2)]
     kept = pending(2.0)
     for request in (kept, *late):

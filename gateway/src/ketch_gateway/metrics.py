@@ -209,7 +209,7 @@ class Metrics:
         self.capacity = Gauge(
             "ketch_capacity_rows_per_second",
             "What a model version's healthy replicas can serve, from their measured batch "
-            "times (a cautious bound): what admission control admits against.",
+            "times: what admission control admits against.",
             ["model", "version"],
             registry=self.registry,
         )

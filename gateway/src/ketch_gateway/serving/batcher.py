@@ -54,6 +54,10 @@ BLOCKED_PAUSE_S = 0.005
 """How long a worker waits for new requests when every queued one is left for quicker replicas."""
 
 
+class CallAbandoned(Exception):
+    """Every request of a batch was given up, so its call to the replica was cancelled."""
+
+
 def _row_shapes(inputs: Mapping[str, np.ndarray]) -> tuple[tuple[int, ...], ...]:
     return tuple(array.shape[1:] for array in inputs.values())
 
@@ -208,18 +212,23 @@ class BatchingPredictor(Dispatcher):
                     f"{timeout * 1000:.0f} ms: {ahead} rows are queued ahead, and its replicas "
                     f"serve about {capacity.rows_per_s:.0f} rows/s (about "
                     f"{answer_in * 1000:.0f} ms until this request would be answered)",
-                    headers={"Retry-After": capacity.retry_after(self.queue.rows)},
+                    headers={"Retry-After": self._retry_after(capacity, now)},
                 )
         try:
             self.queue.put(request)
         except QueueFull:
             self._shed_full.inc()
-            retry_after = capacity.retry_after(self.queue.rows) if capacity else "1"
+            retry_after = self._retry_after(capacity, now) if capacity else "1"
             raise ServiceUnavailable(
                 f"model {self.model!r} version {self.version!r} is overloaded: "
                 f"{self.queue.depth} requests are waiting",
                 headers={"Retry-After": retry_after},
             ) from None
+
+    def _retry_after(self, capacity: Capacity, now: float) -> str:
+        """When to come back: once the rows queued now are served (or their deadlines passed)."""
+        last = self.queue.last_deadline
+        return capacity.retry_after(self.queue.rows, 0.0 if last is None else last - now)
 
     # --- the replica side --------------------------------------------------------------------
 
@@ -236,7 +245,7 @@ class BatchingPredictor(Dispatcher):
                 await self.queue.wait_for_rows(limit, self.config.delay_ms / 1000.0)
             now = loop.time()
             self._expire_unservable(now)
-            batch = self.queue.take(limit, functools.partial(lane.expected_end, now=now))
+            batch = self.queue.take(limit, functools.partial(lane.safe_end, now=now))
             if batch:
                 self._depth.set(self.queue.depth)
                 await self._send(lane, batch)
@@ -245,12 +254,14 @@ class BatchingPredictor(Dispatcher):
 
     def _expire_unservable(self, now: float) -> None:
         """Answer, as expired, the queued requests that no replica can finish in time."""
-        timed = [
-            lane for lane in self._lanes.values() if lane.replica.healthy and lane.service.known
+        ends = [
+            lane.expected_end(1, now)
+            for lane in self._lanes.values()
+            if lane.replica.healthy and lane.service.known
         ]
-        if not timed:
+        if not ends:
             return
-        soonest = min(lane.expected_end(1, now) for lane in timed)
+        soonest = min(ends)
         late = self.queue.drop_late(soonest)
         if not late:
             return
@@ -317,11 +328,10 @@ class BatchingPredictor(Dispatcher):
                 lane.service.record_at_least(rows, timeout)
             await self._failed(lane, live, error)
             return
+        except CallAbandoned:
+            self._cancelled.inc()  # every request was given up, and so was the call
+            return
         except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None and not task.cancelling():
-                self._cancelled.inc()  # every request was given up, and so was the call
-                return
             for request in live:  # the replica was removed: its batch goes back
                 if not request.future.done():
                     self.queue.put(request, force=True)
@@ -357,25 +367,33 @@ class BatchingPredictor(Dispatcher):
     ) -> dict[str, np.ndarray]:
         """The replica's answer to one batch.
 
-        The call is cancelled once every request is given up (CancelledError), so that
-        the wrapper can stop working on it.
+        The call is cancelled once every request is given up (CallAbandoned), so that
+        the wrapper can stop working on it. It runs in the worker's own task (a task
+        of its own would wait a turn of the busy event loop for every batch).
         """
-        call = asyncio.ensure_future(
-            replica.client.infer(inputs, model=self.model, timeout=timeout)
-        )
+        worker = asyncio.current_task()
+        assert worker is not None
         waiting = len(requests)
+        abandoned = finished = False
 
         def given_up(_: object) -> None:
-            nonlocal waiting
+            nonlocal waiting, abandoned
             waiting -= 1
-            if not waiting:
-                call.cancel()
+            if not waiting and not finished:
+                abandoned = True
+                worker.cancel()
 
         for request in requests:
             request.future.add_done_callback(given_up)
         try:
-            return await call
+            return await replica.client.infer(inputs, model=self.model, timeout=timeout)
+        except asyncio.CancelledError:
+            if abandoned and worker.cancelling() == 1:  # only the cancellation asked here
+                worker.uncancel()
+                raise CallAbandoned from None
+            raise
         finally:
+            finished = True
             for request in requests:
                 request.future.remove_done_callback(given_up)
 

@@ -83,6 +83,11 @@ class DeadlineQueue:
         self._removed(request)
         return True
 
+    @property
+    def last_deadline(self) -> float | None:
+        """The latest deadline queued; None when the queue is empty."""
+        return self._entries[-1][0] if self._entries else None
+
     def rows_before(self, deadline: float) -> int:
         """The rows queued whose deadline is not after ``deadline`` (they go first)."""
         index = bisect.bisect_right(self._entries, (deadline, math.inf))

@@ -9,9 +9,9 @@ batch has had the same size, the rows cannot separate the two costs, and the
 whole time counts as per-call cost; that estimate is exact at that size and
 errs on the safe side (too slow) for smaller batches.
 
-:meth:`ServiceTime.expected` is the fit; :meth:`ServiceTime.bound` adds twice the
-mean absolute deviation of recent batches from it, a bound that the large
-majority of batches stay under, for decisions that must not be optimistic.
+:meth:`ServiceTime.expected` is the fit; :attr:`ServiceTime.deviation_s` is the
+mean absolute deviation of recent batches from it (how much one batch's time
+can be trusted).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class ServiceTime:
         self._seconds = 0.0
         self._rows_squared = 0.0
         self._rows_seconds = 0.0
-        self._deviation = 0.0
+        self.deviation_s = 0.0
         self.fixed_s = 0.0
         self.per_row_s = 0.0
 
@@ -51,7 +51,7 @@ class ServiceTime:
         """Learn from a batch of ``rows`` rows that the replica answered in ``seconds``."""
         if self.batches:
             miss = abs(seconds - self.expected(rows))
-            self._deviation += self.weight * (miss - self._deviation)
+            self.deviation_s += self.weight * (miss - self.deviation_s)
         # the first batch sets the averages; later ones move them by ``weight``
         share = 1.0 if not self.batches else max(self.weight, 1.0 / (self.batches + 1))
         self.batches += 1
@@ -80,15 +80,11 @@ class ServiceTime:
         """The seconds a batch of ``rows`` rows is expected to take."""
         return self.fixed_s + self.per_row_s * rows
 
-    def bound(self, rows: int) -> float:
-        """The seconds that a batch of ``rows`` rows will very likely take at most."""
-        return self.expected(rows) + 2.0 * self._deviation
-
     def describe(self) -> dict[str, float | int]:
         """What the admin API shows of it, in milliseconds."""
         return {
             "batches": self.batches,
             "fixed_ms": round(self.fixed_s * 1000.0, 3),
             "per_row_ms": round(self.per_row_s * 1000.0, 4),
-            "deviation_ms": round(self._deviation * 1000.0, 3),
+            "deviation_ms": round(self.deviation_s * 1000.0, 3),
         }
