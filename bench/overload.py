@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ CAPACITY_CLIENTS = 16
 WARM_S = 3.0
 """Seconds of load before the measured window."""
 SEED = 15
+IDLE_S = 4.0
 PHASES = ("v2-10x", "apps-10x", "apps-3x")
 
 CONFIG = """
@@ -82,30 +84,50 @@ default_output = -1
 
 @dataclass
 class Answer:
-    """One request's fate: when it was due (s from the start), status, latency, default."""
+    """One request's fate, and when it was due (seconds from the start of the load).
+
+    The latency counts from when it was sent, so that the load generator's own lag (on
+    a busy machine) is not charged to the gateway; ``late`` says what that lag was.
+    """
 
     due: float
     status: int
     latency: float
     default: bool = False
     retry_after: str = ""
+    late: float = 0.0
+    """How long after it was due the request was sent (the load generator's own lag)."""
+    error: str = ""
+    """Why there is no status (0): the connection's error."""
+
+
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 @dataclass
 class Connections:
-    """Keep-alive connections to one host, reused one request at a time."""
+    """Keep-alive connections to one host, reused one request at a time.
+
+    A connection idle for longer than IDLE_S is closed rather than reused: the server
+    (uvicorn: 5 s) may have closed it already.
+    """
 
     host: str
     port: int
-    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = field(default_factory=list)
-    opened: int = 0
+    idle: list[tuple[float, Connection]] = field(default_factory=list)
 
-    async def take(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """An idle connection, or a new one."""
-        if self.idle:
-            return self.idle.pop()
-        self.opened += 1
+    async def take(self, now: float) -> Connection:
+        """The connection used last, if it is fresh enough; else a new one."""
+        while self.idle:
+            since, connection = self.idle.pop()
+            if now - since < IDLE_S:
+                return connection
+            connection[1].close()
         return await asyncio.open_connection(self.host, self.port)
+
+    def give_back(self, connection: Connection, now: float) -> None:
+        """Keep a connection for the next request."""
+        self.idle.append((now, connection))
 
 
 def _status_and_headers(head: bytes) -> tuple[int, dict[bytes, bytes]]:
@@ -120,22 +142,24 @@ def _status_and_headers(head: bytes) -> tuple[int, dict[bytes, bytes]]:
 async def _exchange(
     connections: Connections, request: bytes, due: float, loop: asyncio.AbstractEventLoop
 ) -> Answer:
+    """Send the request; the answer, timed from when it was sent."""
     try:
-        reader, writer = await connections.take()
-    except OSError:
-        return Answer(due, 0, loop.time() - due)
+        reader, writer = await connections.take(loop.time())
+    except OSError as error:
+        return Answer(due, 0, 0.0, late=loop.time() - due, error=type(error).__name__)
+    sent = loop.time()
     try:
         writer.write(request)
         head = await reader.readuntil(b"\r\n\r\n")
         status, headers = _status_and_headers(head)
         body = await reader.readexactly(int(headers.get(b"content-length", b"0")))
-    except (OSError, asyncio.IncompleteReadError):
+    except (OSError, asyncio.IncompleteReadError) as error:
         writer.close()
-        return Answer(due, 0, loop.time() - due)
-    connections.idle.append((reader, writer))
+        return Answer(due, 0, loop.time() - sent, late=sent - due, error=type(error).__name__)
+    connections.give_back((reader, writer), loop.time())
     default = status == 200 and b'"default":true' in body
     retry_after = headers.get(b"retry-after", b"").decode()
-    return Answer(due, status, loop.time() - due, default, retry_after)
+    return Answer(due, status, loop.time() - sent, default, retry_after, sent - due)
 
 
 def _request_bytes(url: str, body: bytes) -> tuple[Connections, bytes]:
@@ -242,6 +266,10 @@ def summarize(answers: list[Answer], seconds: float, capacity: float | None) -> 
         "p99_accepted_ms": p99_ms(accepted),
         "p99_model_answers_ms": p99_ms(model),
         "p99_all_ms": p99_ms(window),
+        "p99_generator_lag_ms": float(np.percentile([a.late for a in window], 99)) * 1000
+        if window
+        else None,
+        "errors": dict(Counter(a.error for a in window if a.error)),
         "retry_after_s": (
             {
                 "min": retry_after[0],

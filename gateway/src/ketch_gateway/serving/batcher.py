@@ -9,11 +9,11 @@ concatenated, sent in one ModelInfer call, and split back per request.
 Admission and dispatch know the deadlines (see :mod:`.admission`): a request
 that the replicas, at their measured pace, cannot answer before its deadline
 given the queue ahead of it is refused at once (503 with ``Retry-After``); a
-batch only takes requests that its replica is expected to finish in time (those
-no replica can finish any more are answered as expired); and when every request
-of a batch in flight has been given up, its call is cancelled, so that the
-wrapper can stop (``ketch serve`` then skips the batch, or stops the framework
-where it can).
+batch only takes requests that its replica finishes in time even if the batch
+runs slow (those no replica can finish any more are answered as expired); and
+when every request of a batch in flight has been given up, its call is
+cancelled, so that the wrapper can stop (``ketch serve`` then skips the batch,
+or stops the framework where it can).
 
 Every accepted request is answered: with its rows' outputs; with a timeout when
 its deadline passes first (a queued request is then never sent); with 503 when
