@@ -345,6 +345,11 @@ name = "paced"
 models = ["paced"]
 latency_objective_ms = 500
 default_output = "busy"
+
+[[apps]]
+name = "strict"
+models = ["paced"]
+latency_objective_ms = 500
 """
     with gateway_client(text, tmp_path_factory.mktemp("overload"), local_models) as client:
         for _ in range(WARM_UP):
@@ -392,3 +397,16 @@ def test_the_apps_api_answers_the_excess_with_the_default_output_at_once(
     assert any(not body["default"] for body in bodies)
     assert all(body["output"] == "busy" for body in defaults)
     assert any("cannot answer within" in body["explanation"] for body in defaults)
+
+
+def test_an_app_without_a_default_output_refuses_the_excess_with_retry_after(
+    overload_gateway: httpx.Client,
+) -> None:
+    answers = burst(overload_gateway, "/apps/strict/predict", {"input": [0.75] * 64})
+    statuses = [answer.status_code for answer in answers]
+    assert set(statuses) <= {200, 503}, statuses
+    refused = [answer for answer in answers if answer.status_code == 503]
+    assert refused, statuses
+    for answer in refused:
+        assert "cannot answer within" in answer.json()["error"]
+        assert int(answer.headers["retry-after"]) >= 1
