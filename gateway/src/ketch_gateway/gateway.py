@@ -16,9 +16,10 @@ from typing import Any
 
 from ketch_gateway.catalog import Catalog
 from ketch_gateway.control.admin import ADMIN_OPERATIONS, as_recorded
+from ketch_gateway.control.auth_throttle import AuthThrottle
 from ketch_gateway.control.config import AppConfig, GatewayConfig, ModelConfig
 from ketch_gateway.control.config_reader import ConfigError
-from ketch_gateway.control.supervisor import RestartPolicy
+from ketch_gateway.control.supervisor import RestartPolicy, StartGate
 from ketch_gateway.correction.app import App
 from ketch_gateway.errors import ApiError, BadRequest
 from ketch_gateway.metrics import Metrics
@@ -54,7 +55,10 @@ class Gateway:
         self.settings = config.settings
         self.base = config.source.resolve().parent if config.source else Path.cwd()
         self.metrics = Metrics()
-        self.serving = ServingContext(self.metrics, restart or RestartPolicy(), connect)
+        self.auth_throttle = AuthThrottle(config.admin.auth_failures, config.admin.auth_window_s)
+        wrappers = config.wrappers
+        gate = StartGate(wrappers.environment(), wrappers.max_starting)
+        self.serving = ServingContext(self.metrics, restart or RestartPolicy(), connect, gate)
         self.models: Catalog[Model] = Catalog("model")
         for model in config.models:
             self.models.add(model.name, self.new_model(model))
