@@ -224,18 +224,25 @@ async def test_once_the_replica_is_timed_rows_that_cannot_finish_in_time_are_not
     batcher, _, dispatched = paced
     loop = asyncio.get_running_loop()
     budget = 5.5 * BATCH_S
-    deadline = loop.time() + budget
+    deadlines: dict[int, float] = {}
+
+    async def one(number: int) -> Prediction:
+        # each request's own deadline: a busy machine may start them later than planned
+        deadlines[number] = loop.time() + budget
+        return await batcher.predict(row(number), timeout=budget)
+
     # admitted untimed: six batches of work for a budget of five and a half
     outcomes = await asyncio.gather(
-        *(batcher.predict(row(n), timeout=budget) for n in range(6 * BATCH_ROWS)),
-        return_exceptions=True,
+        *(one(n) for n in range(6 * BATCH_ROWS)), return_exceptions=True
     )
     assert all(isinstance(outcome, Prediction | GatewayTimeout) for outcome in outcomes)
     assert any(isinstance(outcome, GatewayTimeout) for outcome in outcomes)
     timed = dispatched[WARM_UP:]
     assert timed, "batches went out after the replica was timed"
     for sent, numbers in timed:
-        assert deadline - sent > 0.8 * BATCH_S, f"rows {numbers} left with too little time"
+        # taken only if even a slow batch (at least BATCH_S so far) finishes in time
+        spare = min(deadlines[number] for number in numbers) - sent
+        assert spare > 0.8 * BATCH_S, f"rows {numbers} left {spare * 1000:.0f} ms before"
     assert metric_value(batcher, "ketch_expired_requests_total", stage="queued") > 0
 
 
