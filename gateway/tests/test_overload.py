@@ -414,6 +414,10 @@ def test_an_app_without_a_default_output_refuses_the_excess_with_retry_after(
     assert set(statuses) <= {200, 503}, statuses
     refused = [answer for answer in answers if answer.status_code == 503]
     assert refused, statuses
-    for answer in refused:
-        assert "cannot answer within" in answer.json()["error"]
+    # most are refused at the door; on a busy machine, some admitted ones expire before their
+    # turn (the replica slowed down): those are refused too, never left unanswered
+    errors = [answer.json()["error"] for answer in refused]
+    assert any("cannot answer within" in error for error in errors), errors
+    for answer, error in zip(refused, errors, strict=True):
+        assert "the app has no default output" in error
         assert int(answer.headers["retry-after"]) >= 1
