@@ -68,6 +68,7 @@ if TYPE_CHECKING:  # what __getattr__ loads on first use, for type checkers
     from ketch.process import ReadyInfo, WrapperProcess, WrapperStartError, start_wrapper
     from ketch.runtime import ModelRuntime
     from ketch.server import WrapperServer
+    from ketch.tls import ClientTls, ServerTls
     from ketch.validation import validate_inputs, validate_labels, validate_outputs
 
 _LOADED_ON_USE: dict[str, str] = {
@@ -80,6 +81,8 @@ _LOADED_ON_USE: dict[str, str] = {
     # running wrappers
     "ModelRuntime": "ketch.runtime",
     "WrapperServer": "ketch.server",
+    "ClientTls": "ketch.tls",
+    "ServerTls": "ketch.tls",
     "ReadyInfo": "ketch.process",
     "WrapperProcess": "ketch.process",
     "WrapperStartError": "ketch.process",
@@ -125,6 +128,7 @@ __all__ = [
     "CallCancelled",
     "CallScope",
     "Capabilities",
+    "ClientTls",
     "ContractViolation",
     "DeviceUnavailableError",
     "DimensionRange",
@@ -142,6 +146,7 @@ __all__ = [
     "PluginError",
     "ReadyInfo",
     "ServerMetadata",
+    "ServerTls",
     "Signature",
     "TensorSpec",
     "Tolerance",

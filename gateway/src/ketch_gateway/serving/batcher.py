@@ -18,7 +18,8 @@ or stops the framework where it can).
 Every accepted request is answered: with its rows' outputs; with a timeout when
 its deadline passes first (a queued request is then never sent); with 503 when
 no replica can take it. A batch held by a replica that turns out unreachable is
-put back once, for another replica, if its deadline allows.
+put back once, for another replica, if its deadline allows. A replica that leaves
+(removed, or gone from DNS) finishes the batch it holds and takes no other.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class BatchingPredictor(Dispatcher):
         self._workers: dict[Replica, list[asyncio.Task[None]]] = {}
         self._lanes: dict[Replica, ReplicaLane] = {}
         self._call_numbers = itertools.count()
+        self._sending: set[asyncio.Task[Any]] = set()
         labels = (model, version)
         self._depth = metrics.queue_depth.labels(*labels)
         self._batch_size = metrics.batch_size.labels(*labels)
@@ -127,7 +129,11 @@ class BatchingPredictor(Dispatcher):
     # --- replicas ----------------------------------------------------------------------------
 
     def replicas_changed(self) -> None:
-        """Start workers for new replicas; let those of removed ones finish and stop."""
+        """Start workers for new replicas; let those of removed ones finish and stop.
+
+        A removed replica's idle workers stop at once; one that holds a batch sends it
+        and then stops.
+        """
         loop = asyncio.get_running_loop()
         current = set(self.replicas.replicas)
         workers = self.config.max_in_flight
@@ -137,7 +143,8 @@ class BatchingPredictor(Dispatcher):
             self._workers[replica] = [loop.create_task(self._work(lane)) for _ in range(workers)]
         for replica in set(self._workers) - current:
             for task in self._workers.pop(replica):
-                task.cancel()
+                if task not in self._sending:
+                    task.cancel()
             self._lanes.pop(replica, None)
 
     def target(self, replica: Replica) -> int | None:
@@ -235,7 +242,9 @@ class BatchingPredictor(Dispatcher):
     async def _work(self, lane: ReplicaLane) -> None:
         replica = lane.replica
         loop = asyncio.get_running_loop()
-        while True:
+        me = asyncio.current_task()
+        assert me is not None
+        while replica in self._lanes:
             await self.queue.wait()
             if not replica.healthy:
                 await asyncio.sleep(UNHEALTHY_PAUSE_S)
@@ -248,7 +257,11 @@ class BatchingPredictor(Dispatcher):
             batch = self.queue.take(limit, functools.partial(lane.safe_end, now=now))
             if batch:
                 self._depth.set(self.queue.depth)
-                await self._send(lane, batch)
+                self._sending.add(me)
+                try:
+                    await self._send(lane, batch)
+                finally:
+                    self._sending.discard(me)
             elif self.queue.depth:  # what is queued is left for quicker replicas
                 await self.queue.wait_for_rows(self.queue.rows + 1, BLOCKED_PAUSE_S)
 
@@ -321,11 +334,14 @@ class BatchingPredictor(Dispatcher):
         lane.calls[number] = lane.expected_end(rows, now)
         started = time.perf_counter()
         try:
-            outputs = await self._call(replica, inputs, timeout, live)
+            with replica.call():
+                outputs = await self._call(replica, inputs, timeout, live)
         except WrapperCallError as error:
             if error.code == "DEADLINE_EXCEEDED":
                 controller.record(rows, timeout)
                 lane.service.record_at_least(rows, timeout)
+                self._requeue_later_deadlines(live, now + timeout)
+                return
             await self._failed(lane, live, error)
             return
         except CallAbandoned:
@@ -425,6 +441,31 @@ class BatchingPredictor(Dispatcher):
         answer = wrapper_error(self.replicas.label, error)
         for request in batch:
             self._fail(request, answer)
+
+    def _requeue_later_deadlines(self, batch: list[PendingRequest], call_deadline: float) -> None:
+        """After a call timed out: the requests with time left go back to the queue.
+
+        A batch's call is given the time left to its earliest deadline, so a request
+        with a later one (a ``/v2`` call batched with an app's tight objective) still
+        has time when the call gives up: it is sent again, in another batch, instead
+        of failing with the request that set the call's deadline (504). Each call it
+        rides in ends by the deadline of one of its batch, so it is answered by its
+        own deadline at the latest.
+        """
+        for request in batch:
+            if request.future.done():
+                continue
+            if request.deadline > call_deadline:
+                self.queue.put(request, force=True)
+            else:
+                self._fail(
+                    request,
+                    GatewayTimeout(
+                        f"model {self.model!r} did not answer in time: the deadline passed "
+                        "while the model computed the request's batch"
+                    ),
+                )
+        self._depth.set(self.queue.depth)
 
     def _observe_wait_ratio(self, request: PendingRequest, now: float) -> None:
         """Record the share of its time budget that a request spent queued (1: all of it)."""
