@@ -18,7 +18,9 @@ import grpc
 from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from ketch.calls import CallScope, serving_call
 from ketch.errors import (
+    CallCancelled,
     ContractViolation,
     DeviceUnavailableError,
     InvalidInputError,
@@ -84,6 +86,8 @@ def grpc_address(host: str, port: int) -> str:
 
 
 def _status_for(error: Exception) -> grpc.StatusCode:
+    if isinstance(error, CallCancelled):
+        return grpc.StatusCode.DEADLINE_EXCEEDED if error.expired else grpc.StatusCode.CANCELLED
     for kind, code in _STATUS_BY_ERROR:
         if isinstance(error, kind):
             return code
@@ -98,6 +102,9 @@ def _guarded(
     def method(request: Request, context: grpc.ServicerContext) -> Response:
         try:
             return behaviour(request)
+        except CallCancelled as error:
+            _log.debug("%s", error)
+            context.abort(_status_for(error), str(error))
         except Exception as error:
             code = _status_for(error)
             if isinstance(error, KetchError):
@@ -224,12 +231,35 @@ class _InferenceService:
         return observe_pb.ObserveResponse(changed=changed, rows=labels.shape[0])
 
 
+def _in_call_scope(
+    method: Callable[[Request, grpc.ServicerContext], Response],
+) -> Callable[[Request, grpc.ServicerContext], Response]:
+    """Run ``method`` in a CallScope that carries the gRPC call's deadline and cancellation."""
+
+    def scoped(request: Request, context: grpc.ServicerContext) -> Response:
+        scope = CallScope.from_time_remaining(context.time_remaining())
+
+        def ended() -> None:
+            reason = "its deadline passed" if scope.expired() else "the caller cancelled it"
+            scope.cancel(f"the call ended: {reason}")
+
+        if not context.add_callback(ended):
+            ended()  # the call had already ended before it reached us
+        with serving_call(scope):
+            return method(request, context)
+
+    return scoped
+
+
 def _unary(
     behaviour: Callable[[Request], Response],
     request_type: type[Request],
+    *,
+    scoped: bool = False,
 ) -> grpc.RpcMethodHandler[Request, Response]:
+    method = _guarded(behaviour)
     return grpc.unary_unary_rpc_method_handler(
-        _guarded(behaviour),
+        _in_call_scope(method) if scoped else method,
         request_deserializer=request_type.FromString,
         response_serializer=lambda message: message.SerializeToString(),
     )
@@ -244,7 +274,7 @@ def _handlers(service: _InferenceService) -> list[grpc.GenericRpcHandler[Any, An
             "ModelReady": _unary(service.model_ready, pb.ModelReadyRequest),
             "ServerMetadata": _unary(service.server_metadata, pb.ServerMetadataRequest),
             "ModelMetadata": _unary(service.model_metadata, pb.ModelMetadataRequest),
-            "ModelInfer": _unary(service.model_infer, pb.ModelInferRequest),
+            "ModelInfer": _unary(service.model_infer, pb.ModelInferRequest, scoped=True),
         },
     )
     observe = grpc.method_handlers_generic_handler(
