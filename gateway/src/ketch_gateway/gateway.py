@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ketch.telemetry.settings import wrapper_environment
 from ketch_gateway.catalog import Catalog
 from ketch_gateway.control.admin import ADMIN_OPERATIONS, as_recorded
 from ketch_gateway.control.config import AppConfig, GatewayConfig, ModelConfig
@@ -22,10 +24,16 @@ from ketch_gateway.control.supervisor import RestartPolicy
 from ketch_gateway.correction.app import App
 from ketch_gateway.errors import ApiError, BadRequest
 from ketch_gateway.metrics import Metrics
+from ketch_gateway.observability.history import MetricsHistory
+from ketch_gateway.observability.recent_errors import RecentErrors
+from ketch_gateway.observability.state_metrics import GatewayStateCollector
 from ketch_gateway.serving.context import ServingContext
 from ketch_gateway.serving.models import Model
 from ketch_gateway.serving.replicas import Connect, connect_grpc
 from ketch_gateway.stores.contract import StateStore, open_store
+
+if TYPE_CHECKING:
+    from ketch.telemetry.tracing import Tracing
 
 __all__ = ["Gateway"]
 
@@ -41,6 +49,8 @@ class Gateway:
     :param restart: how managed wrappers that exit are restarted.
     :param connect: how a replica is reached from its address (gRPC; tests may
         serve a model in process instead).
+    :param tracing: the tracer of its spans; by default the one the configuration's
+        tracing settings ask for (None when tracing is off).
     """
 
     def __init__(
@@ -49,12 +59,22 @@ class Gateway:
         restart: RestartPolicy | None = None,
         *,
         connect: Connect = connect_grpc,
+        tracing: Tracing | None = None,
     ) -> None:
         self.config = config
         self.settings = config.settings
         self.base = config.source.resolve().parent if config.source else Path.cwd()
         self.metrics = Metrics()
-        self.serving = ServingContext(self.metrics, restart or RestartPolicy(), connect)
+        self.tracing = tracing if tracing is not None else _tracing(config)
+        self.serving = ServingContext(
+            self.metrics,
+            restart or RestartPolicy(),
+            connect,
+            wrapper_environment(config.tracing),
+        )
+        self.history = MetricsHistory(self.metrics)
+        self.recent_errors = RecentErrors()
+        self.started_at: float | None = None
         self.models: Catalog[Model] = Catalog("model")
         for model in config.models:
             self.models.add(model.name, self.new_model(model))
@@ -63,9 +83,11 @@ class Gateway:
         for app in config.apps:
             self.apps.add(app.name, self.new_app(app))
         self._refresh_objectives()
+        self.metrics.registry.register(GatewayStateCollector(self))
         self.started = False
         self._changes = asyncio.Lock()
         self._prober: asyncio.Task[None] | None = None
+        self._sampler: asyncio.Task[None] | None = None
 
     def new_model(self, config: ModelConfig) -> Model:
         """A model of this gateway (not started, not yet in :attr:`models`)."""
@@ -83,18 +105,32 @@ class Gateway:
             except (ApiError, ConfigError) as error:
                 _log.warning("skipping the recorded admin change %s %s: %s", operation, body, error)
         self._refresh_objectives()
+        logging.getLogger("ketch_gateway").addHandler(self.recent_errors)
         await asyncio.gather(*(model.start() for model in self.models.values()))
         self.started = True
-        self._prober = asyncio.get_running_loop().create_task(self._probe_forever())
+        self.started_at = time.time()
+        loop = asyncio.get_running_loop()
+        self._prober = loop.create_task(self._probe_forever())
+        self._sampler = loop.create_task(self._sample_forever())
 
     async def stop(self) -> None:
-        """Stop the managed wrappers, close the channels and the store."""
-        if self._prober is not None:
-            self._prober.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._prober
+        """Stop the managed wrappers, close the channels and the store; export the last spans."""
+        for task in (self._prober, self._sampler):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await asyncio.gather(*(model.stop() for model in self.models.values()))
         await self.store.close()
+        logging.getLogger("ketch_gateway").removeHandler(self.recent_errors)
+        if self.tracing is not None:
+            self.tracing.shutdown()
+
+    async def _sample_forever(self) -> None:
+        """Read the request metrics every interval, for the dashboard's charts."""
+        while True:
+            self.history.sample()
+            await asyncio.sleep(self.history.interval)
 
     async def _probe_forever(self) -> None:
         while True:
@@ -131,3 +167,18 @@ class Gateway:
         if handler is None:
             raise BadRequest(f"unknown admin operation {operation!r}")
         return await handler(self, body)
+
+
+def _tracing(config: GatewayConfig) -> Tracing | None:
+    """The tracer the configuration asks for; None when tracing is off."""
+    settings = config.tracing
+    if not settings.enabled:
+        return None
+    try:
+        from ketch.telemetry.tracing import Tracing
+    except ImportError as error:
+        raise ConfigError(
+            f"tracing is on but OpenTelemetry is not installed ({error}); "
+            "pip install 'ketch-gateway[tracing]'"
+        ) from None
+    return Tracing(settings)

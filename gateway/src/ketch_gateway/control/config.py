@@ -17,13 +17,16 @@ from pathlib import Path
 from typing import Any, Final
 
 from ketch import installed_plugins
+from ketch.telemetry.settings import TracingSettings
 from ketch_gateway.control.config_reader import ConfigError, Reader
 from ketch_gateway.control.toml_lines import TomlLines
+from ketch_gateway.control.tracing_config import read_tracing
 from ketch_gateway.correction.registry import PASS_THROUGH, POLICIES, TASKS
 from ketch_gateway.stores.contract import is_redis_location
 
 __all__ = [
     "BATCH_POLICIES",
+    "DASHBOARD_ACCESS",
     "DEFAULT_ADMIN_TOKEN_VARIABLE",
     "AppConfig",
     "BatchingConfig",
@@ -43,6 +46,7 @@ __all__ = [
 ]
 
 BATCH_POLICIES: Final = ("aimd", "fixed", "none")
+DASHBOARD_ACCESS: Final = ("token", "open", "off")
 DEFAULT_ADMIN_TOKEN_VARIABLE: Final = "KETCH_ADMIN_TOKEN"
 
 
@@ -179,6 +183,9 @@ class GatewaySettings:
     state: str = "ketch-state.sqlite"
     """A SQLite file, or a Redis URL (``redis://``, ``rediss://``, ``unix://``)."""
     log_level: str = "info"
+    dashboard: str = "token"
+    """Who may read ``/dashboard``'s data: ``token`` (the admin token's holders), ``open``
+    (anyone who reaches the gateway), ``off`` (nobody)."""
 
 
 @dataclass(frozen=True)
@@ -189,6 +196,7 @@ class GatewayConfig:
     models: tuple[ModelConfig, ...]
     apps: tuple[AppConfig, ...]
     source: Path | None = None
+    tracing: TracingSettings = field(default_factory=TracingSettings)
 
     def model(self, name: str) -> ModelConfig | None:
         """The model called ``name``."""
@@ -441,7 +449,16 @@ def state_location(state: str, base: Path) -> str:
 
 def _settings(reader: Reader, base: Path) -> GatewaySettings:
     reader.check_keys(
-        {"host", "port", "max_body_bytes", "admin_token", "admin_token_env", "state", "log_level"}
+        {
+            "host",
+            "port",
+            "max_body_bytes",
+            "admin_token",
+            "admin_token_env",
+            "state",
+            "log_level",
+            "dashboard",
+        }
     )
     variable = reader.string("admin_token_env", DEFAULT_ADMIN_TOKEN_VARIABLE)
     token = reader.optional_string("admin_token") or os.environ.get(variable) or None
@@ -456,7 +473,17 @@ def _settings(reader: Reader, base: Path) -> GatewaySettings:
         admin_token=token,
         state=state_location(state, base),
         log_level=reader.string("log_level", "info").lower(),
+        dashboard=_dashboard_access(reader),
     )
+
+
+def _dashboard_access(reader: Reader) -> str:
+    access = reader.string("dashboard", "token")
+    if access not in DASHBOARD_ACCESS:
+        raise reader.error(
+            "dashboard", f"unknown access {access!r}; expected one of {', '.join(DASHBOARD_ACCESS)}"
+        )
+    return access
 
 
 def _unique(reader: Reader, key: str, names: list[str], what: str) -> None:
@@ -475,7 +502,7 @@ def parse_config(text: str, source: str = "ketch.toml", base: Path | None = None
         raise ConfigError(f"{source}: not valid TOML: {error}") from None
     base = base or Path.cwd()
     root = Reader(data, source=source, lines=TomlLines(text))
-    root.check_keys({"gateway", "models", "apps"})
+    root.check_keys({"gateway", "models", "apps", "tracing"})
     settings = (
         _settings(root.child("gateway"), base)
         if "gateway" in data
@@ -486,7 +513,8 @@ def parse_config(text: str, source: str = "ketch.toml", base: Path | None = None
     by_name = {m.name: m for m in models}
     apps = [read_app(item, by_name) for item in root.tables("apps")]
     _unique(root, "apps", [a.name for a in apps], "app")
-    return GatewayConfig(settings, tuple(models), tuple(apps), Path(source))
+    tracing = read_tracing(root.child("tracing") if "tracing" in data else None)
+    return GatewayConfig(settings, tuple(models), tuple(apps), Path(source), tracing)
 
 
 def load_config(path: str | Path) -> GatewayConfig:

@@ -12,9 +12,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ketch.process import LISTENING_PREFIX, READY_PREFIX, parse_ready_line, serve_command
@@ -56,8 +57,10 @@ class ManagedWrapper:
         on_ready: Callable[[str], None],
         on_exit: Callable[[], None],
         policy: RestartPolicy | None = None,
+        environment: Mapping[str, str] | None = None,
     ) -> None:
         self.label = label
+        self.environment = dict(environment or {})
         self.model = model
         self.version = version
         self.launch = launch
@@ -99,6 +102,7 @@ class ManagedWrapper:
             *self._command(),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, **self.environment} if self.environment else None,
         )
         self._logs = asyncio.get_running_loop().create_task(self._relay_log(self._process))
         try:

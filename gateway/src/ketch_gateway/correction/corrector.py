@@ -33,6 +33,7 @@ from ketch_gateway.correction.policies import (
 from ketch_gateway.correction.queries import Feedback, Query
 from ketch_gateway.correction.rows import inputs_from_rows
 from ketch_gateway.errors import ApiError, BadRequest
+from ketch_gateway.observability.trace_context import current_trace
 from ketch_gateway.stores.contract import PolicyState
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ class Corrector:
         )
         self.rng = np.random.default_rng(seed)
         self._running: dict[str, np.ndarray] = {}
+        self._span_labels = {"ketch.app": app.name, "ketch.policy": config.policy}
 
     def _linked(self) -> list[str]:
         """The app's linked models (ApiError when there are none)."""
@@ -124,8 +126,13 @@ class Corrector:
     async def predict(self, query: Query, deadline: float) -> Corrected:
         """Ask the selected models; combine what arrived by the deadline (or all, if told)."""
         models = self._linked()
+        traced = current_trace()
+        span = traced.child("ketch.policy.select", self._span_labels) if traced else None
         state = await self.state_for(query.user, models)
         asked = self.policy.select(state, models, self.rng)
+        if span is not None:
+            span.set_attribute("ketch.models.selected", asked)
+            span.end()
         loop = asyncio.get_running_loop()
         timeout = max(deadline - loop.time(), 0.001)
         if not self.app.config.straggler_mitigation:
@@ -156,6 +163,7 @@ class Corrector:
             )
         if not answers:
             return Corrected([], asked, failures)
+        span = traced.child("ketch.policy.combine", self._span_labels) if traced else None
         stand_ins = self.stand_ins(models)
         combined = [
             self.policy.combine(
@@ -163,6 +171,10 @@ class Corrector:
             )
             for row in range(len(query.rows))
         ]
+        if span is not None:
+            span.set_attribute("ketch.models.answered", list(answers))
+            span.set_attribute("ketch.models.missing", list(failures))
+            span.end()
         return Corrected(combined, asked, failures)
 
     def output(self, combined: Combined) -> Any:

@@ -16,7 +16,7 @@ from ketch_gateway.errors import Forbidden, Unauthorized
 from ketch_gateway.gateway import Gateway
 from ketch_gateway.http.bodies import json_response, read_json_object
 
-__all__ = ["admin_routes"]
+__all__ = ["admin_routes", "authorised"]
 
 
 def _authorised(request: Request) -> Gateway:
@@ -37,6 +37,11 @@ def _authorised(request: Request) -> Gateway:
     if not hmac.compare_digest(given.strip().encode(), token.encode()):
         raise Forbidden("wrong admin token")
     return gateway
+
+
+def authorised(request: Request) -> Gateway:
+    """The gateway, once the request has shown the admin token (401 or 403 otherwise)."""
+    return _authorised(request)
 
 
 async def _body(request: Request, gateway: Gateway) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from ketch_gateway.gateway import Gateway
 from ketch_gateway.http.admin_api import admin_routes
 from ketch_gateway.http.apps_api import app_routes
 from ketch_gateway.http.bodies import json_response
+from ketch_gateway.http.dashboard_api import dashboard_routes
 from ketch_gateway.http.oip import oip_routes
 from ketch_gateway.http.openapi import openapi_document
 from ketch_gateway.metrics import CONTENT_TYPE
@@ -26,8 +27,14 @@ __all__ = ["create_app"]
 _log = logging.getLogger(__name__)
 
 
+def _remember(request: Request, status: int, message: str) -> None:
+    gateway: Gateway = request.app.state.gateway
+    gateway.recent_errors.answered(request.method, request.url.path, status, message)
+
+
 async def _api_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, ApiError)
+    _remember(request, error.status, error.message)
     return json_response({"error": error.message}, status=error.status, headers=error.headers)
 
 
@@ -38,12 +45,15 @@ async def _http_error(request: Request, error: Exception) -> Response:
         message = f"no such endpoint: {request.method} {request.url.path}"
     elif error.status_code == 405:
         message = f"{request.method} is not allowed on {request.url.path}"
+    _remember(request, error.status_code, str(message))
     return json_response({"error": message}, status=error.status_code, headers=error.headers)
 
 
 async def _internal_error(request: Request, error: Exception) -> Response:
     _log.exception("internal error on %s %s", request.method, request.url.path, exc_info=error)
-    return json_response({"error": f"internal error: {type(error).__name__}: {error}"}, status=500)
+    message = f"internal error: {type(error).__name__}: {error}"
+    _remember(request, 500, message)
+    return json_response({"error": message}, status=500)
 
 
 async def _metrics(request: Request) -> Response:
@@ -81,6 +91,7 @@ def create_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
         *app_routes(),
         *oip_routes(),
         *admin_routes(),
+        *dashboard_routes(),
         Route("/metrics", _metrics, methods=["GET"]),
         Route("/openapi.json", _openapi, methods=["GET"]),
     ]
@@ -94,4 +105,8 @@ def create_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
         },
     )
     app.state.gateway = gateway
+    if gateway.tracing is not None:
+        from ketch_gateway.observability.middleware import TracingMiddleware
+
+        app.add_middleware(TracingMiddleware, tracing=gateway.tracing)
     return app

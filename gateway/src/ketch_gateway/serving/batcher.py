@@ -27,6 +27,7 @@ from ketch import WrapperCallError
 from ketch_gateway.control.config import BatchingConfig
 from ketch_gateway.errors import ApiError, BadRequest, GatewayTimeout, ServiceUnavailable
 from ketch_gateway.metrics import Metrics
+from ketch_gateway.observability.trace_context import current_trace, start_batch
 from ketch_gateway.serving.batch_control import AimdBatchSize, BatchSizeController, FixedBatchSize
 from ketch_gateway.serving.deadline_queue import DeadlineQueue, PendingRequest, QueueFull
 from ketch_gateway.serving.predictor import Dispatcher, Prediction
@@ -141,6 +142,7 @@ class BatchingPredictor(Dispatcher):
             )
         loop = asyncio.get_running_loop()
         now = loop.time()
+        traced = current_trace()
         request = PendingRequest(
             inputs=inputs,
             rows=rows,
@@ -148,11 +150,14 @@ class BatchingPredictor(Dispatcher):
             enqueued=now,
             future=loop.create_future(),
             row_shapes=_row_shapes(inputs),
+            trace=traced.stay(self.model, self.version, rows) if traced is not None else None,
         )
         try:
             self.queue.put(request)
         except QueueFull:
             self._shed.inc()
+            if request.trace is not None:
+                request.trace.left_queue("shed: the queue is full")
             raise ServiceUnavailable(
                 f"model {self.model!r} version {self.version!r} is overloaded: "
                 f"{self.queue.depth} requests are waiting",
@@ -164,6 +169,8 @@ class BatchingPredictor(Dispatcher):
         except (TimeoutError, asyncio.CancelledError) as error:
             # the caller gave up (its deadline, or an outer one): free the request's place
             if self.queue.discard(request):
+                if request.trace is not None:
+                    request.trace.left_queue("the deadline passed in the queue")
                 self._depth.set(self.queue.depth)
                 self._expired_queued.inc()
                 self._observe_wait_ratio(request, loop.time())
@@ -205,6 +212,8 @@ class BatchingPredictor(Dispatcher):
             if request.future.done():
                 continue
             if request.deadline <= now:
+                if request.trace is not None:
+                    request.trace.left_queue("the deadline passed in the queue")
                 self._expired_queued.inc()
                 self._observe_wait_ratio(request, now)
                 self._fail(
@@ -238,20 +247,33 @@ class BatchingPredictor(Dispatcher):
         )
         timeout = max(min(request.deadline for request in live) - now, MIN_CALL_TIMEOUT_S)
         self._batch_size.observe(rows)
+        stays = [request.trace for request in live]
+        traced = start_batch(stays, self.model, self.version, replica.address, rows)
         started = time.perf_counter()
         try:
-            outputs = await replica.client.infer(inputs, model=self.model, timeout=timeout)
+            outputs = await replica.client.infer(
+                inputs,
+                model=self.model,
+                timeout=timeout,
+                metadata=traced.metadata if traced is not None else None,
+            )
         except WrapperCallError as error:
+            if traced is not None:
+                traced.end(f"{error.code}: {error.message}")
             if error.code == "DEADLINE_EXCEEDED":
                 controller.record(rows, timeout)
             await self._failed(replica, controller, live, error)
             return
         except asyncio.CancelledError:  # the replica was removed: its batch goes back
+            if traced is not None:
+                traced.end("cancelled: the replica was removed")
             for request in live:
                 if not request.future.done():
                     self.queue.put(request, force=True)
             raise
         seconds = time.perf_counter() - started
+        if traced is not None:
+            traced.end()
         controller.record(rows, seconds)
         self.metrics.replica_latency.labels(self.model, self.version, replica.address).observe(
             seconds

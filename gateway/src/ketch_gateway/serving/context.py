@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ketch_gateway.control.supervisor import RestartPolicy
@@ -13,8 +14,13 @@ __all__ = ["ServingContext"]
 
 @dataclass(frozen=True)
 class ServingContext:
-    """The gateway's metrics, how its managed wrappers restart, and how it reaches a replica."""
+    """The gateway's metrics, how its managed wrappers restart, and how it reaches a replica.
+
+    ``wrapper_environment`` is added to the environment of the wrappers it starts
+    (the ``[tracing]`` table's settings, so that they trace as the gateway does).
+    """
 
     metrics: Metrics = field(default_factory=Metrics)
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     connect: Connect = connect_grpc
+    wrapper_environment: Mapping[str, str] = field(default_factory=dict)

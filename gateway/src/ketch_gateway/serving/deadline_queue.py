@@ -7,8 +7,12 @@ import heapq
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ketch_gateway.observability.spans import QueueStay
 
 __all__ = ["DeadlineQueue", "PendingRequest", "QueueFull"]
 
@@ -31,6 +35,8 @@ class PendingRequest:
     row_shapes: RowShapes = ()
     retried: bool = False
     queued: bool = field(default=False)
+    trace: QueueStay | None = None
+    """The request's spans in this queue, when it is traced."""
 
 
 class DeadlineQueue:

@@ -145,6 +145,7 @@ class ModelVersion:
             on_ready=on_ready,
             on_exit=on_exit,
             policy=self.context.restart,
+            environment=self.context.wrapper_environment,
         )
 
     async def load_metadata(self) -> Signature | None:
