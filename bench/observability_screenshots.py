@@ -111,7 +111,7 @@ def _traffic(url: str, seconds: float, stop: threading.Event, seed: int) -> None
             client.post("/apps/digits/predict", json={"input": row})
             client.post("/apps/ensemble/predict", json={"input": row})
             client.post("/apps/ensemble/feedback", json={"input": row, "label": int(labels[index])})
-            if rng.random() < 0.01:
+            if rng.random() < 0.002:
                 client.post("/apps/digits/predict", json={"input": [0.5, 0.5]})
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -59,6 +59,28 @@ class CollectedSpan:
         return (self.end_ns - self.start_ns) / 1e6
 
 
+def _decoded(request: trace_service_pb2.ExportTraceServiceRequest) -> Iterator[CollectedSpan]:
+    for resource_spans in request.resource_spans:
+        resource = _attributes(resource_spans.resource.attributes)
+        service = str(resource.get("service.name", ""))
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                yield CollectedSpan(
+                    service=service,
+                    name=span.name,
+                    trace_id=span.trace_id.hex(),
+                    span_id=span.span_id.hex(),
+                    parent_span_id=span.parent_span_id.hex(),
+                    kind=span.kind,
+                    start_ns=span.start_time_unix_nano,
+                    end_ns=span.end_time_unix_nano,
+                    attributes=_attributes(span.attributes),
+                    links=tuple((link.trace_id.hex(), link.span_id.hex()) for link in span.links),
+                    status_code=span.status.code,
+                    status_message=span.status.message,
+                )
+
+
 class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self, collector: SpanCollector) -> None:
         self.collector = collector
@@ -68,31 +90,7 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         request: trace_service_pb2.ExportTraceServiceRequest,
         context: grpc.ServicerContext,
     ) -> trace_service_pb2.ExportTraceServiceResponse:
-        received = []
-        for resource_spans in request.resource_spans:
-            resource = _attributes(resource_spans.resource.attributes)
-            service = str(resource.get("service.name", ""))
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    received.append(
-                        CollectedSpan(
-                            service=service,
-                            name=span.name,
-                            trace_id=span.trace_id.hex(),
-                            span_id=span.span_id.hex(),
-                            parent_span_id=span.parent_span_id.hex(),
-                            kind=span.kind,
-                            start_ns=span.start_time_unix_nano,
-                            end_ns=span.end_time_unix_nano,
-                            attributes=_attributes(span.attributes),
-                            links=tuple(
-                                (link.trace_id.hex(), link.span_id.hex()) for link in span.links
-                            ),
-                            status_code=span.status.code,
-                            status_message=span.status.message,
-                        )
-                    )
-        self.collector.add(received)
+        self.collector.add(request)
         return trace_service_pb2.ExportTraceServiceResponse()
 
 
@@ -101,6 +99,7 @@ class SpanCollector:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._spans: list[CollectedSpan] = []
+        self._received: list[trace_service_pb2.ExportTraceServiceRequest] = []
         self._lock = threading.Condition()
         self._server = grpc.server(ThreadPoolExecutor(max_workers=4, thread_name_prefix="otlp"))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
@@ -111,21 +110,28 @@ class SpanCollector:
         """What an OTLP gRPC exporter is pointed at."""
         self._server.start()
 
-    def add(self, spans: list[CollectedSpan]) -> None:
-        """Keep spans that arrived."""
+    def add(self, request: trace_service_pb2.ExportTraceServiceRequest) -> None:
+        """Keep an export that arrived (read into spans only when asked: receiving stays cheap)."""
         with self._lock:
-            self._spans.extend(spans)
+            self._received.append(request)
             self._lock.notify_all()
+
+    def _read(self) -> list[CollectedSpan]:
+        """The spans, with those of the exports received since the last call read in."""
+        for request in self._received:
+            self._spans.extend(_decoded(request))
+        self._received.clear()
+        return self._spans
 
     def spans(self) -> list[CollectedSpan]:
         """Every span received so far."""
         with self._lock:
-            return list(self._spans)
+            return list(self._read())
 
     def clear(self) -> None:
         """Forget the spans received so far."""
         with self._lock:
-            self._spans.clear()
+            self._read().clear()
 
     def wait_for(
         self, found: Callable[[list[CollectedSpan]], bool], timeout: float = 30.0
@@ -133,16 +139,17 @@ class SpanCollector:
         """The spans, once ``found`` says they are complete; TimeoutError after ``timeout`` s."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            while not found(self._spans):
+            while not found(self._read()):
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    names = sorted({f"{s.service}:{s.name}" for s in self._spans})
+                    spans = self._read()
+                    names = sorted({f"{s.service}:{s.name}" for s in spans})
                     raise TimeoutError(
                         f"the spans looked for did not arrive in {timeout:.0f} s "
-                        f"({len(self._spans)} arrived: {', '.join(names) or 'none'})"
+                        f"({len(spans)} arrived: {', '.join(names) or 'none'})"
                     )
                 self._lock.wait(left)
-            return list(self._spans)
+            return list(self._read())
 
     def close(self) -> None:
         """Stop receiving."""

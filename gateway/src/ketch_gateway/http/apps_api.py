@@ -78,7 +78,7 @@ async def predict(request: Request) -> Response:
         if answer.default:
             gateway.metrics.defaults.labels(app.name).inc()
         traced = current_trace()
-        if traced is not None and traced.sampled:
+        if traced is not None:
             traced.span.set_attributes(
                 {
                     "ketch.app": app.name,

@@ -1,11 +1,13 @@
 """The tracing middleware: a SERVER span for each HTTP request, under the caller's trace.
 
 A pure ASGI middleware, installed only when tracing is on. It honours an incoming
-W3C ``traceparent`` (the caller's sampling decision included), names the span
+W3C ``traceparent`` (the caller's sampling decision included); a request without
+one is traced at the configured ratio, decided before any span is made, so that
+the others cost a header scan and a random draw. A traced request's span is named
 after the route's template (``POST /apps/{app}/predict``: a bounded set of
-names), records the status, and makes the request's trace current for the
-layers below (:mod:`ketch_gateway.observability.trace_context`). Scrapes,
-health checks and the dashboard's polls are not traced.
+names), records the status, and is made current for the layers below
+(:mod:`ketch_gateway.observability.trace_context`). Scrapes, health checks and
+the dashboard's polls are not traced.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class TracingMiddleware:
 
     def __init__(self, app: ASGIApp, tracing: Tracing) -> None:
         self.app = app
+        self.tracing = tracing
         self.tracer = tracing.tracer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -43,6 +46,9 @@ class TracingMiddleware:
             for name, value in scope["headers"]
             if name in _CONTEXT_HEADERS
         }
+        if not carrier and not self.tracing.starts_trace():
+            await self.app(scope, receive, send)
+            return
         method: str = scope["method"]
         span = self.tracer.start_span(
             method,
@@ -50,6 +56,9 @@ class TracingMiddleware:
             kind=SpanKind.SERVER,
             attributes={"http.request.method": method, "url.path": path},
         )
+        if not span.is_recording():  # the caller decided against it
+            await self.app(scope, receive, send)
+            return
         status = 500
 
         async def send_status(message: Message) -> None:
@@ -63,13 +72,11 @@ class TracingMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             REQUEST_TRACE.reset(token)
-            if span.is_recording():
-                route = scope.get("route")
-                template = getattr(route, "path", None)
-                if template:
-                    span.update_name(f"{method} {template}")
-                    span.set_attribute("http.route", template)
-                span.set_attribute("http.response.status_code", status)
-                if status >= 500:
-                    span.set_status(Status(StatusCode.ERROR, f"HTTP {status}"))
+            template = getattr(scope.get("route"), "path", None)
+            if template:
+                span.update_name(f"{method} {template}")
+                span.set_attribute("http.route", template)
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                span.set_status(Status(StatusCode.ERROR, f"HTTP {status}"))
             span.end()

@@ -1,14 +1,13 @@
 """The gateway's spans: a request's, its children, and the batch spans that link requests.
 
-A request gets a SERVER span (from the tracing middleware) and, when it is
-sampled, children for what it went through: ``ketch.cache.lookup``,
-``ketch.policy.select`` and ``ketch.policy.combine``, ``ketch.queue.wait`` and
-``ketch.batch.call`` (its share of the batch: from send to answer). A batch is
-one span of its own, ``ketch.batch``, that links to every request span it
-served, with its rows and replica; its context travels to the wrapper in the
-call's gRPC metadata. A batch is recorded when any of its requests is, and a
-batch of unsampled requests still sends its (unsampled) context, so that a
-wrapper never starts traces of its own for it.
+A traced request gets a SERVER span (from the tracing middleware) and children
+for what it went through: ``ketch.cache.lookup``, ``ketch.policy.select`` and
+``ketch.policy.combine``, ``ketch.queue.wait`` and ``ketch.batch.call`` (its
+share of the batch: from send to answer). A batch that serves traced requests is
+one span of its own, ``ketch.batch``, that links to each of their spans, with its
+rows, requests and replica; its context travels to the wrapper in the call's
+gRPC metadata. Only sampled requests are traced at all (the middleware decides),
+so a batch of untraced requests makes no span and sends no context.
 """
 
 from __future__ import annotations
@@ -30,27 +29,24 @@ def _fail(span: trace.Span, message: str) -> None:
 
 
 class RequestTrace:
-    """One request's span, and whether it is recorded (sampled)."""
+    """A traced (sampled) request's span."""
 
-    __slots__ = ("context", "sampled", "span", "tracer")
+    __slots__ = ("context", "span", "tracer")
 
     def __init__(self, tracer: trace.Tracer, span: trace.Span) -> None:
         self.tracer = tracer
         self.span = span
-        self.sampled = span.is_recording()
-        self.context = trace.set_span_in_context(span) if self.sampled else None
+        self.context = trace.set_span_in_context(span)
         """The context whose current span is the request's (the parent of its children)."""
 
-    def child(self, name: str, attributes: dict[str, Any] | None = None) -> trace.Span | None:
-        """A child span of the request, started now; None when the request is not sampled."""
-        if not self.sampled:
-            return None
+    def child(self, name: str, attributes: dict[str, Any] | None = None) -> trace.Span:
+        """A child span of the request, started now."""
         return self.tracer.start_span(name, context=self.context, attributes=attributes)
 
     def stay(self, model: str, version: str, rows: int, *, queued: bool = True) -> QueueStay:
         """The request's rows enter a model version's queue (``queued``) or go straight out."""
         wait = None
-        if queued and self.sampled:
+        if queued:
             wait = self.child(
                 "ketch.queue.wait",
                 {"ketch.model": model, "ketch.version": version, "ketch.rows": rows},
@@ -97,10 +93,7 @@ class BatchTrace:
         replica: str,
         rows: int,
     ) -> None:
-        sampled = [s.request.span.get_span_context() for s in stays if s.request.sampled]
-        links = [Link(context) for context in sampled] or [
-            Link(s.request.span.get_span_context()) for s in stays
-        ]
+        links = [Link(stay.request.span.get_span_context()) for stay in stays]
         attributes: dict[str, str | int] = {
             "ketch.model": model,
             "ketch.version": version,
@@ -117,16 +110,15 @@ class BatchTrace:
         )
         self.metadata = Tracing.inject(self.span)
         self.stays = stays
-        batch_link = [Link(self.span.get_span_context())] if self.span.is_recording() else []
+        batch_link = [Link(self.span.get_span_context())]
         for stay in stays:
             stay.left_queue()
-            if stay.request.sampled:
-                stay.call = stay.request.tracer.start_span(
-                    "ketch.batch.call",
-                    context=stay.request.context,
-                    attributes=attributes,
-                    links=batch_link,
-                )
+            stay.call = stay.request.tracer.start_span(
+                "ketch.batch.call",
+                context=stay.request.context,
+                attributes=attributes,
+                links=batch_link,
+            )
 
     def end(self, error: str | None = None) -> None:
         """The replica answered (or failed with ``error``)."""

@@ -138,7 +138,9 @@ def wrapper_environment(settings: TracingSettings) -> dict[str, str]:
     """The variables that make a ``ketch serve`` child trace as ``settings`` say.
 
     The gateway sets them for the wrappers it starts, so that one ``[tracing]``
-    table traces the whole chain; a child's own service name stays its default
+    table traces the whole chain. The gateway decides which traces are recorded
+    (its batches carry the decision), so the child starts none of its own
+    (``parentbased_always_off``). A child's own service name stays its default
     unless ``OTEL_SERVICE_NAME`` is already set.
     """
     if not settings.enabled:
@@ -146,8 +148,7 @@ def wrapper_environment(settings: TracingSettings) -> dict[str, str]:
     variables = {
         "OTEL_TRACES_EXPORTER": settings.exporter,
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": settings.protocol,
-        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-        "OTEL_TRACES_SAMPLER_ARG": repr(settings.sample_ratio),
+        "OTEL_TRACES_SAMPLER": "parentbased_always_off",
     }
     if settings.endpoint is not None:
         variables["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = settings.endpoint

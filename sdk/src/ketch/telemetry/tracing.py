@@ -8,12 +8,15 @@ HTTP headers into the gateway, gRPC metadata from the gateway to ``ketch serve``
 
 Sampling is decided once per trace, where it starts, and followed downstream:
 a span with a parent follows the parent's decision; a batch span, which has no
-parent but links to the requests it served, is recorded when any of them is;
-any other new trace is recorded with the configured ratio.
+parent but links to the requests it served, is recorded when any of them is. A
+new trace is started only when :meth:`Tracing.starts_trace` says so (by the
+configured ratio), before any span is made: a request that is not sampled costs
+no span at all, which keeps tracing cheap at low ratios.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Mapping, Sequence
 
 from opentelemetry import trace
@@ -26,13 +29,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
-from opentelemetry.sdk.trace.sampling import (
-    Decision,
-    ParentBased,
-    Sampler,
-    SamplingResult,
-    TraceIdRatioBased,
-)
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import Attributes
@@ -58,16 +55,13 @@ class DiscardingExporter(SpanExporter):
 
 
 class LinkedRequestSampler(Sampler):
-    """A new trace's sampler: record a span that links to a recorded one, else by ratio.
+    """A new trace's sampler: a span that links to others is recorded when one of them is.
 
     A batch span starts a trace of its own and links to the request spans it
     served; recording it whenever one of them is recorded keeps every sampled
-    request's batch in view, whatever the ratio.
+    request's batch in view, whatever the ratio. Any other new trace was already
+    decided on (:meth:`Tracing.starts_trace`) by whoever starts it, and is recorded.
     """
-
-    def __init__(self, ratio: float) -> None:
-        self.ratio = ratio
-        self._by_ratio = TraceIdRatioBased(ratio)
 
     def should_sample(  # noqa: PLR0917 (OpenTelemetry's Sampler signature)
         self,
@@ -79,19 +73,13 @@ class LinkedRequestSampler(Sampler):
         links: Sequence[Link] | None = None,
         trace_state: trace.TraceState | None = None,
     ) -> SamplingResult:
-        """Sampled when a link is sampled; otherwise the trace id decides, by ratio."""
-        if links:
-            sampled = any(link.context.trace_flags.sampled for link in links)
-            return SamplingResult(
-                Decision.RECORD_AND_SAMPLE if sampled else Decision.DROP, attributes
-            )
-        return self._by_ratio.should_sample(
-            parent_context, trace_id, name, kind, attributes, links, trace_state
-        )
+        """Sampled when a link is sampled, or when there is none (the caller decided)."""
+        sampled = not links or any(link.context.trace_flags.sampled for link in links)
+        return SamplingResult(Decision.RECORD_AND_SAMPLE if sampled else Decision.DROP, attributes)
 
     def get_description(self) -> str:
         """How it decides."""
-        return f"LinkedRequestSampler{{{self.ratio}}}"
+        return "LinkedRequestSampler"
 
 
 def _exporter(settings: TracingSettings) -> SpanExporter:
@@ -136,12 +124,18 @@ class Tracing:
             }
         )
         self.provider = TracerProvider(
-            sampler=ParentBased(root=LinkedRequestSampler(settings.sample_ratio)),
+            sampler=ParentBased(root=LinkedRequestSampler()),
             resource=resource,
             shutdown_on_exit=False,
         )
         self.provider.add_span_processor(BatchSpanProcessor(exporter or _exporter(settings)))
         self.tracer: trace.Tracer = self.provider.get_tracer(TRACER_NAME, __version__)
+        self._ratio = settings.sample_ratio
+        self._draw = random.Random().random
+
+    def starts_trace(self) -> bool:
+        """Whether to trace a request that arrived without a trace context (by the ratio)."""
+        return self._ratio >= 1.0 or self._draw() < self._ratio
 
     @staticmethod
     def extract(carrier: Mapping[str, str]) -> Context:

@@ -1,9 +1,12 @@
 """The spans of a ``ketch serve`` process: one per traced call, one per plugin batch.
 
 A ModelInfer or Observe call gets a SERVER span, the child of the span whose
-context came in the call's metadata (the gateway's batch span) when one came;
-the plugin's ``ketch_batch_predict`` is a child of it. Both carry the model, the
-version, the rows and the replica (this wrapper's address).
+context came in the call's metadata (the gateway's batch span) when one came, and
+recorded as that caller decided; a call without a context starts a trace at the
+wrapper's own ratio (which is 0 for the wrappers a gateway starts: the gateway
+decides). The plugin's ``ketch_batch_predict`` is a child of a recorded call
+span. Both carry the model, the version, the rows and the replica (this
+wrapper's address).
 """
 
 from __future__ import annotations
@@ -58,9 +61,11 @@ class CallTracer:
 
     def start_call(
         self, service: str, method: str, request: Any, context: grpc.ServicerContext
-    ) -> TracedCall:
-        """A SERVER span for a call, under the caller's trace context if it sent one."""
+    ) -> TracedCall | None:
+        """A SERVER span for a call, under the caller's trace context; None when not traced."""
         parent = Tracing.extract_metadata(context.invocation_metadata() or ())
+        if parent is None and not self.tracing.starts_trace():
+            return None
         attributes: dict[str, Any] = {
             "rpc.system": "grpc",
             "rpc.service": service,
@@ -75,10 +80,12 @@ class CallTracer:
         span = self.tracer.start_span(
             f"{service}/{method}", context=parent, kind=SpanKind.SERVER, attributes=attributes
         )
-        return TracedCall(span)
+        return TracedCall(span) if span.is_recording() else None
 
-    def start_predict(self, plugin: str, rows: int) -> trace.Span:
-        """The span of one ``ketch_batch_predict`` call, a child of the current call's span."""
+    def start_predict(self, plugin: str, rows: int) -> trace.Span | None:
+        """The span of one ``ketch_batch_predict``, a child of the call's; None when untraced."""
+        if not trace.get_current_span().is_recording():
+            return None
         return self.tracer.start_span(
             "ketch_batch_predict",
             attributes={

@@ -3,6 +3,7 @@
 
 const POLL_MS = Number(new URLSearchParams(location.search).get("poll_ms")) || 2000;
 const TOKEN_KEY = "ketch-dashboard-token";
+const ERRORS_SHOWN = 12;
 let timer = null;
 
 function el(tag, attributes, ...children) {
@@ -154,11 +155,15 @@ function renderErrors(errors) {
     list.replaceChildren(el("li", { class: "muted" }, "none"));
     return;
   }
-  list.replaceChildren(...errors.map((error) => el("li", { "data-kind": error.kind },
+  const shown = errors.slice(0, ERRORS_SHOWN).map((error) => el("li", { "data-kind": error.kind },
     el("span", { class: "when" }, new Date(error.time * 1000).toLocaleTimeString("en-GB")),
     error.status ? el("strong", {}, `${error.status} `) : null,
     el("span", { class: "muted" }, `${error.where}: `),
-    error.message)));
+    error.message));
+  if (errors.length > ERRORS_SHOWN) {
+    shown.push(el("li", { class: "muted" }, `and ${errors.length - ERRORS_SHOWN} earlier (GET /dashboard/data has them all)`));
+  }
+  list.replaceChildren(...shown);
 }
 
 function render(data) {
