@@ -95,6 +95,8 @@ def test_who_may_read_the_dashboard(  # noqa: PLR0917 (fixtures and parameters)
         assert "/dashboard/data" in script.text
         assert "http" not in script.text.replace("https://", "").replace("http://www.w3.org", "")
         assert http.get("/dashboard/dashboard.css").status_code == 200
+        paths = http.get("/openapi.json").json()["paths"]
+        assert {"/dashboard", "/dashboard/data"} <= set(paths)
 
 
 def test_the_document_agrees_with_the_metrics(

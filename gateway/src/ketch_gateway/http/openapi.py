@@ -198,6 +198,22 @@ def openapi_document() -> dict[str, Any]:
             )
         },
         "/metrics": {"get": _operation("Prometheus metrics", tag="operations", errors=())},
+        "/dashboard": {
+            "get": _operation(
+                "The live dashboard page (HTML; its data needs the admin token unless "
+                '[gateway] dashboard = "open")',
+                tag="operations",
+                errors=(404,),
+            )
+        },
+        "/dashboard/data": {
+            "get": _operation(
+                "The dashboard's document: apps, models, replicas, caches, rates, recent errors",
+                tag="operations",
+                admin=True,
+                errors=(404,),
+            )
+        },
         "/admin/models": {
             "get": _operation("List models", tag="admin", admin=True, errors=()),
             "post": _operation(
