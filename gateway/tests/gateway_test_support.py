@@ -47,12 +47,18 @@ AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def digits_config(folder: Path, model: Path, count: int = 1) -> Path:
-    """A gateway with an admin token, the digits model (``count`` managed wrappers) and an app."""
+    """A gateway with an admin token, the digits model (``count`` managed wrappers) and an app.
+
+    The admin API may launch wrappers from the model's folder.
+    """
     return write_config(
         folder,
         f"""
 [gateway]
 admin_token = "{ADMIN_TOKEN}"
+
+[admin]
+model_roots = ["{model.parent}"]
 
 [[models]]
 name = "digits"

@@ -273,6 +273,10 @@ def test_batching_and_cache_mistakes(
         ),
         ('policy = "single"\n[apps.policy_options]\ngamma = 1', "policy 'single' has no options"),
         (
+            "forward_feedback = true",
+            "apps[0].forward_feedback: policy 'single' takes no feedback to forward",
+        ),
+        (
             'policy = "exp4"\nclasses = 3\nmin_confidence = 2',
             "apps[0].min_confidence: is a probability",
         ),

@@ -78,8 +78,9 @@ async def test_rows_that_do_not_fit_are_located_within_the_query(gateway: Gatewa
 async def test_feedback_teaches_the_app_and_the_user(gateway: Gateway, digits: Any) -> None:
     corrector = corrector_of(gateway, "exp4")
     row, label = digits[0][1100], int(digits[1][1100])
-    answers = await corrector.observe(Feedback(row.tolist(), label, user="ada"))
-    assert set(answers) == {"good", "weak", "wrong"}
+    learnt = await corrector.observe(Feedback(row.tolist(), label, user="ada"))
+    assert set(learnt.predictions) == {"good", "weak", "wrong"}
+    assert learnt.forwarded is None
     shared = await gateway.store.load_policy_state("exp4", SHARED)
     personal = await gateway.store.load_policy_state("exp4", "ada")
     assert shared is not None

@@ -72,6 +72,16 @@ def test_the_standard_variables_turn_it_on_and_the_table_wins(
         enabled=True, protocol="http/protobuf", sample_ratio=0.25, service_name="ketch-gateway"
     )
     assert wrapper_environment(TracingSettings()) == {}
+    gateway_variables = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
+        "OTEL_EXPORTER_OTLP_HEADERS": "authorization=secret",
+    }
+    assert wrapper_environment(from_variables, gateway_variables) == {
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
+        "OTEL_TRACES_SAMPLER": "parentbased_always_off",
+    }, "wrappers send where the gateway's variables say, without its headers"
     overridden = tracing('[tracing]\nsample_ratio = 1\nservice_name = "edge"\n', tmp_path)
     assert overridden == TracingSettings(
         enabled=True, protocol="http/protobuf", sample_ratio=1.0, service_name="edge"

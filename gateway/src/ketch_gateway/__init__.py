@@ -4,6 +4,7 @@
 application around a :class:`Gateway` for embedding.
 """
 
+from ketch_gateway.control.admin_policy import AdminPolicy
 from ketch_gateway.control.config import (
     AppConfig,
     ConfigError,
@@ -16,10 +17,12 @@ from ketch_gateway.control.config import (
     parse_config,
 )
 from ketch_gateway.control.process import GatewayProcess, start_gateway
+from ketch_gateway.control.wrapper_env import WrapperSettings
 from ketch_gateway.gateway import Gateway
 from ketch_gateway.http.application import create_app
 
 __all__ = [
+    "AdminPolicy",
     "AppConfig",
     "ConfigError",
     "Gateway",
@@ -29,6 +32,7 @@ __all__ = [
     "LaunchSpec",
     "ModelConfig",
     "VersionConfig",
+    "WrapperSettings",
     "create_app",
     "load_config",
     "parse_config",

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 __all__ = [
     "ApiError",
+    "BadGateway",
     "BadRequest",
     "Conflict",
     "Forbidden",
@@ -15,7 +16,9 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "ServiceUnavailable",
+    "TooManyRequests",
     "Unauthorized",
+    "UnprocessableContent",
     "format_location",
     "status_for_wrapper_code",
 ]
@@ -96,6 +99,24 @@ class PayloadTooLarge(ApiError):
     """The body is over the configured limit (413)."""
 
     status = 413
+
+
+class UnprocessableContent(ApiError):
+    """What the request names cannot be used, such as a model its wrapper cannot load (422)."""
+
+    status = 422
+
+
+class TooManyRequests(ApiError):
+    """The client must wait before asking again: ``Retry-After`` says how long (429)."""
+
+    status = 429
+
+
+class BadGateway(ApiError):
+    """A wrapper the gateway started failed in a way that is not the request's fault (502)."""
+
+    status = 502
 
 
 class ServiceUnavailable(ApiError):

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 from ketch.telemetry.settings import wrapper_environment
 from ketch_gateway.catalog import Catalog
 from ketch_gateway.control.admin import ADMIN_OPERATIONS, as_recorded
+from ketch_gateway.control.auth_throttle import AuthThrottle
 from ketch_gateway.control.config import AppConfig, GatewayConfig, ModelConfig
 from ketch_gateway.control.config_reader import ConfigError
-from ketch_gateway.control.supervisor import RestartPolicy
+from ketch_gateway.control.supervisor import RestartPolicy, StartGate
 from ketch_gateway.correction.app import App
 from ketch_gateway.errors import ApiError, BadRequest
 from ketch_gateway.metrics import Metrics
@@ -66,12 +67,11 @@ class Gateway:
         self.base = config.source.resolve().parent if config.source else Path.cwd()
         self.metrics = Metrics()
         self.tracing = tracing if tracing is not None else _tracing(config)
-        self.serving = ServingContext(
-            self.metrics,
-            restart or RestartPolicy(),
-            connect,
-            wrapper_environment(config.tracing),
-        )
+        self.auth_throttle = AuthThrottle(config.admin.auth_failures, config.admin.auth_window_s)
+        wrappers = config.wrappers
+        environment = {**wrappers.environment(), **wrapper_environment(config.tracing)}
+        gate = StartGate(environment, wrappers.max_starting)
+        self.serving = ServingContext(self.metrics, restart or RestartPolicy(), connect, gate)
         self.history = MetricsHistory(self.metrics)
         self.recent_errors = RecentErrors()
         self.started_at: float | None = None

@@ -155,6 +155,14 @@ class Metrics:
             ["app"],
             registry=self.registry,
         )
+        self.admin_auth_failures = Counter(
+            "ketch_admin_auth_failures",
+            "Admin requests refused for their credentials, by outcome: refused (a missing or "
+            "wrong token, which counts against the client's address) or throttled (429: the "
+            "address failed too often, and the token was not checked).",
+            ["outcome"],
+            registry=self.registry,
+        )
 
         self.batch_size = Histogram(
             "ketch_batch_size_rows",

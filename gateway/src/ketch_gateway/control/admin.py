@@ -3,16 +3,30 @@
 Each is applied to the running gateway, and :meth:`~ketch_gateway.gateway.Gateway.change`
 appends it to the state store; on start-up the recorded ones are replayed over the
 configuration file, so a restart keeps them.
+
+Models and versions sent here are read as in the file, and held to the ``[admin]``
+table (:mod:`~ketch_gateway.control.admin_policy`). A change whose wrappers fail to
+start answers the wrapper's own words (422 when it refused the model, 502 when it
+crashed or hung) and leaves nothing behind: the wrappers it started are stopped,
+nothing is listed and nothing is recorded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ketch_gateway.control.config import read_app, read_model, read_version
 from ketch_gateway.control.config_reader import Reader
-from ketch_gateway.errors import BadRequest, Conflict, NotFound
+from ketch_gateway.control.supervisor import WrapperStartFailed
+from ketch_gateway.errors import (
+    BadGateway,
+    BadRequest,
+    Conflict,
+    NotFound,
+    UnprocessableContent,
+)
 
 if TYPE_CHECKING:
     from ketch_gateway.gateway import Gateway
@@ -27,13 +41,32 @@ def _text(body: dict[str, Any], key: str) -> str:
     return value
 
 
+@contextlib.asynccontextmanager
+async def _wrapper_failures() -> AsyncIterator[None]:
+    """A wrapper that did not start, as the HTTP error that carries its own message."""
+    try:
+        yield
+    except WrapperStartFailed as error:
+        raise (UnprocessableContent if error.load_error else BadGateway)(str(error)) from None
+
+
 async def add_model(gateway: Gateway, body: dict[str, Any]) -> dict[str, Any]:
-    """Add a model (as in the file) and start its wrappers; the model."""
-    config = read_model(Reader(body), gateway.base)
+    """Add a model (as in the file) and start its wrappers; the model.
+
+    It joins the gateway only once every version has started.
+    """
+    config = read_model(Reader(body), gateway.base, gateway.config.admin)
+    if config.name in gateway.models:
+        raise Conflict(f"model {config.name!r} already exists")
     model = gateway.new_model(config)
-    gateway.models.add(config.name, model)
     if gateway.started:
-        await model.start()
+        async with _wrapper_failures():
+            try:
+                await model.start()
+            except BaseException:
+                await model.stop()
+                raise
+    gateway.models.add(config.name, model)
     return model.describe()
 
 
@@ -52,7 +85,9 @@ async def add_version(gateway: Gateway, body: dict[str, Any]) -> dict[str, Any]:
     """Add a version (as in the file) to a model; the version."""
     model = gateway.models.find(_text(body, "model"))
     fields = {key: value for key, value in body.items() if key != "model"}
-    version = await model.add_version(read_version(Reader(fields), gateway.base))
+    config = read_version(Reader(fields), gateway.base, gateway.config.admin)
+    async with _wrapper_failures():
+        version = await model.add_version(config)
     return version.describe()
 
 
@@ -83,12 +118,23 @@ async def remove_replica(gateway: Gateway, body: dict[str, Any]) -> dict[str, An
 
 
 async def scale(gateway: Gateway, body: dict[str, Any]) -> dict[str, Any]:
-    """Run exactly ``count`` managed wrappers for a version."""
+    """Run exactly ``count`` managed wrappers for a version.
+
+    At most ``[admin] max_replicas`` of them, or no more than the version is meant to run
+    now (a file may give it more).
+    """
     version = gateway.models.find(_text(body, "model")).version(_text(body, "version"))
     count = body.get("count")
     if not isinstance(count, int) or isinstance(count, bool) or count < 0:
         raise BadRequest("count: expected a whole number of managed replicas (0 or more)")
-    await version.scale(count)
+    bound = gateway.config.admin.max_replicas
+    if count > max(bound, version.desired):
+        raise BadRequest(
+            f"count: {count} managed wrappers is more than the admin API may run for a "
+            f"version ([admin] max_replicas = {bound})"
+        )
+    async with _wrapper_failures():
+        await version.scale(count)
     return version.describe()
 
 

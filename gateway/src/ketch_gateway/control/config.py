@@ -18,9 +18,11 @@ from typing import Any, Final
 
 from ketch import installed_plugins
 from ketch.telemetry.settings import TracingSettings
+from ketch_gateway.control.admin_policy import AdminPolicy, is_import_reference, read_admin_policy
 from ketch_gateway.control.config_reader import ConfigError, Reader
 from ketch_gateway.control.toml_lines import TomlLines
 from ketch_gateway.control.tracing_config import read_tracing
+from ketch_gateway.control.wrapper_env import WrapperSettings, read_wrapper_settings
 from ketch_gateway.correction.registry import PASS_THROUGH, POLICIES, TASKS
 from ketch_gateway.stores.contract import is_redis_location
 
@@ -196,6 +198,8 @@ class GatewayConfig:
     models: tuple[ModelConfig, ...]
     apps: tuple[AppConfig, ...]
     source: Path | None = None
+    admin: AdminPolicy = field(default_factory=AdminPolicy)
+    wrappers: WrapperSettings = field(default_factory=WrapperSettings)
     tracing: TracingSettings = field(default_factory=TracingSettings)
 
     def model(self, name: str) -> ModelConfig | None:
@@ -214,9 +218,11 @@ def _address(reader: Reader, key: str, address: str) -> str:
     return address
 
 
-def _plugin(reader: Reader) -> str:
+def _plugin(reader: Reader, admin: AdminPolicy | None) -> str:
     plugin = reader.string("plugin")
-    if "." not in plugin and ":" not in plugin:
+    if admin is not None:
+        admin.check_plugin(reader, plugin)
+    if not is_import_reference(plugin):
         installed = installed_plugins()
         if plugin not in installed:
             listed = ", ".join(installed) or "none"
@@ -226,8 +232,23 @@ def _plugin(reader: Reader) -> str:
     return plugin
 
 
-def read_version(reader: Reader, base: Path) -> VersionConfig:
-    """One ``[[models.versions]]`` table; paths are relative to ``base``."""
+def _model_path(reader: Reader, base: Path, admin: AdminPolicy | None) -> Path:
+    given = reader.string("path")
+    if admin is not None:
+        path = admin.confine(reader, "path", given, base)
+    else:
+        path = Path(given).expanduser()
+        path = path if path.is_absolute() else base / path
+    if not path.exists():
+        raise reader.error("path", f"no model file or directory at {str(path)!r}")
+    return path
+
+
+def read_version(reader: Reader, base: Path, admin: AdminPolicy | None = None) -> VersionConfig:
+    """One ``[[models.versions]]`` table; paths are relative to ``base``.
+
+    ``admin``, for a version sent to the admin API, is what the API may launch.
+    """
     reader.check_keys({"version", "addresses", *LAUNCH_KEYS}, {"version"})
     version = reader.string("version")
     addresses = tuple(_address(reader, "addresses", a) for a in reader.strings("addresses", ()))
@@ -237,16 +258,19 @@ def read_version(reader: Reader, base: Path) -> VersionConfig:
         if "plugin" not in reader.data or "path" not in reader.data:
             missing = "plugin" if "plugin" not in reader.data else "path"
             raise reader.error(missing, "missing (a launched wrapper needs a plugin and a path)")
-        path = Path(reader.string("path")).expanduser()
-        path = path if path.is_absolute() else base / path
-        if not path.exists():
-            raise reader.error("path", f"no model file or directory at {str(path)!r}")
+        path = _model_path(reader, base, admin)
+        plugin = _plugin(reader, admin)
+        count = reader.integer("count", 1, minimum=0)
+        options = reader.string_table("options")
+        if admin is not None:
+            admin.check_count(reader, "count", count)
+            options = admin.check_options(reader, options, base)
         launch = LaunchSpec(
-            plugin=_plugin(reader),
+            plugin=plugin,
             path=path,
             device=reader.string("device", "cpu"),
-            count=reader.integer("count", 1, minimum=0),
-            options=reader.string_table("options"),
+            count=count,
+            options=options,
             max_batch=reader.optional_integer("max_batch", minimum=1),
         )
     if not addresses and launch is None:
@@ -342,13 +366,15 @@ def read_cache(reader: Reader) -> CacheConfig:
     )
 
 
-def read_model(reader: Reader, base: Path) -> ModelConfig:
-    """One ``[[models]]`` table."""
+def read_model(reader: Reader, base: Path, admin: AdminPolicy | None = None) -> ModelConfig:
+    """One ``[[models]]`` table (``admin``: what the admin API may launch, for one sent to it)."""
     reader.check_keys(
         {"name", "version", "versions", "timeout_ms", "batching", "cache"}, {"name", "versions"}
     )
     name = reader.string("name")
-    versions = tuple(read_version(item, base) for item in reader.tables("versions", required=True))
+    versions = tuple(
+        read_version(item, base, admin) for item in reader.tables("versions", required=True)
+    )
     if not versions:
         raise reader.error("versions", "a model needs at least one version")
     seen: set[str] = set()
@@ -406,6 +432,13 @@ def read_app(reader: Reader, models: Mapping[str, ModelConfig] | None = None) ->
     classes = reader.integer("classes", 0, minimum=0)
     if POLICIES[policy].learns and task == "classification" and classes < 2:
         raise reader.error("classes", f"policy {policy!r} needs the number of classes (2 or more)")
+    forward = reader.boolean("forward_feedback", False)
+    if forward and not POLICIES[policy].learns:
+        raise reader.error(
+            "forward_feedback",
+            f"policy {policy!r} takes no feedback to forward; choose a correction policy "
+            "(and the task and classes the labels are read by)",
+        )
     confidence = reader.number("min_confidence", 0.0, minimum=0, inclusive=True)
     if confidence > 1:
         raise reader.error("min_confidence", f"is a probability between 0 and 1, got {confidence}")
@@ -421,7 +454,7 @@ def read_app(reader: Reader, models: Mapping[str, ModelConfig] | None = None) ->
         output=reader.optional_string("output"),
         min_confidence=confidence,
         straggler_mitigation=reader.boolean("straggler_mitigation", True),
-        forward_feedback=reader.boolean("forward_feedback", False),
+        forward_feedback=forward,
         policy_options=_policy_options(reader, policy),
     )
 
@@ -502,7 +535,7 @@ def parse_config(text: str, source: str = "ketch.toml", base: Path | None = None
         raise ConfigError(f"{source}: not valid TOML: {error}") from None
     base = base or Path.cwd()
     root = Reader(data, source=source, lines=TomlLines(text))
-    root.check_keys({"gateway", "models", "apps", "tracing"})
+    root.check_keys({"gateway", "admin", "wrappers", "tracing", "models", "apps"})
     settings = (
         _settings(root.child("gateway"), base)
         if "gateway" in data
@@ -513,8 +546,14 @@ def parse_config(text: str, source: str = "ketch.toml", base: Path | None = None
     by_name = {m.name: m for m in models}
     apps = [read_app(item, by_name) for item in root.tables("apps")]
     _unique(root, "apps", [a.name for a in apps], "app")
+    admin = read_admin_policy(root.child("admin"), base) if "admin" in data else AdminPolicy()
+    wrappers = (
+        read_wrapper_settings(root.child("wrappers")) if "wrappers" in data else WrapperSettings()
+    )
     tracing = read_tracing(root.child("tracing") if "tracing" in data else None)
-    return GatewayConfig(settings, tuple(models), tuple(apps), Path(source), tracing)
+    return GatewayConfig(
+        settings, tuple(models), tuple(apps), Path(source), admin, wrappers, tracing
+    )
 
 
 def load_config(path: str | Path) -> GatewayConfig:

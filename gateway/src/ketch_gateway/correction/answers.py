@@ -2,7 +2,9 @@
 
 For classification, each row becomes a vector of class probabilities: a float
 output of shape ``[-1, classes]`` (probabilities as they are, or scores through
-a softmax when they are not), else an integer label output (one-hot). For
+a softmax when they are not), else an integer label output (one-hot, in the app's
+numbering: a model that declares its classes, such as Vowpal Wabbit's 1 to K, is
+read through :class:`~ketch_gateway.correction.label_mapping.LabelMapping`). For
 regression, each row becomes one number, from a float output of shape ``[-1]``
 or ``[-1, 1]``.
 """
@@ -15,7 +17,8 @@ from typing import Final, Literal
 
 import numpy as np
 
-from ketch import Signature, TensorSpec
+from ketch import LabelSpec, Signature, TensorSpec
+from ketch_gateway.correction.label_mapping import LabelMapping
 from ketch_gateway.errors import ApiError
 
 __all__ = ["AnswerReader", "Task"]
@@ -67,16 +70,25 @@ class AnswerReader:
             f"(it has {offered})"
         )
 
-    def read(self, spec: TensorSpec, outputs: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Class probabilities (rows x classes) or values (rows)."""
+    def read(
+        self,
+        spec: TensorSpec,
+        outputs: Mapping[str, np.ndarray],
+        labels: LabelSpec | None = None,
+    ) -> np.ndarray:
+        """Class probabilities (rows x classes) or values (rows).
+
+        ``labels``, the classes the model declares, maps a class it answers with to
+        the app's class index.
+        """
         array = np.asarray(outputs[spec.name])
         if self.task == "regression":
             return array.reshape(len(array)).astype(np.float64)
         if spec.datatype in INTEGERS:
-            labels = array.reshape(len(array)).astype(np.int64)
-            vectors = np.zeros((len(labels), self.classes))
-            valid = (labels >= 0) & (labels < self.classes)
-            vectors[np.flatnonzero(valid), labels[valid]] = 1.0
+            indices = LabelMapping(self.task, self.classes, labels).class_indices(array)
+            vectors = np.zeros((len(indices), self.classes))
+            valid = (indices >= 0) & (indices < self.classes)
+            vectors[np.flatnonzero(valid), indices[valid]] = 1.0
             return vectors
         scores = array.astype(np.float64)
         is_probability = (scores >= 0).all() and np.allclose(scores.sum(axis=1), 1.0, atol=1e-3)

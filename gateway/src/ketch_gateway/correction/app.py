@@ -8,6 +8,7 @@ policy, ``single``, the first linked model answers alone.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 from ketch_gateway.catalog import Catalog
@@ -25,8 +26,18 @@ __all__ = ["App", "FeedbackReceipt"]
 
 _FALLBACK_ERRORS = (ServiceUnavailable, GatewayTimeout)
 
-FeedbackReceipt = tuple[int, Any]
-"""The recorded example's id, and the prediction(s) it was joined with."""
+
+@dataclass(frozen=True)
+class FeedbackReceipt:
+    """A recorded example: its id, and what it was joined with and passed on to.
+
+    ``prediction``: the model answer(s) it was joined with; ``forwarded``, when the
+    app forwards feedback: what each model that learns online did with it.
+    """
+
+    feedback_id: int
+    prediction: Any
+    forwarded: dict[str, dict[str, Any]] | None = None
 
 
 class App:
@@ -166,8 +177,11 @@ class App:
 
         A row that does not fit the model is an InvalidValue located within the row.
         """
+        forwarded = None
         if self.corrector is not None:
-            prediction = await self.corrector.observe(example)
+            learnt = await self.corrector.observe(example)
+            prediction: Any = learnt.predictions
+            forwarded = learnt.forwarded
         else:
             prediction = await self.cached_prediction(example.row)
         feedback_id = await self.store.record_feedback(
@@ -178,7 +192,7 @@ class App:
             query_id=example.query_id,
             prediction=prediction,
         )
-        return feedback_id, prediction
+        return FeedbackReceipt(feedback_id, prediction, forwarded)
 
     async def cached_prediction(self, row: Any) -> Any:
         """The answering model's cached answer for ``row`` (None when it is not cached)."""

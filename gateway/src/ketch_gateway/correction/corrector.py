@@ -8,7 +8,8 @@ and the confidence falls with the share of the ensemble that is missing. For
 feedback it joins the label with every linked model's answer for the input
 (from the cache, or asked again), lets the policy learn, for the user and for
 the app, and, when the app says so, passes the example on to the models that
-learn online.
+learn online, each in its own numbering of the labels
+(:mod:`~ketch_gateway.correction.label_mapping`), and reports what each did.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ketch import WrapperCallError
+from ketch import LabelSpec, WrapperCallError
 from ketch_gateway.correction.answers import AnswerReader
+from ketch_gateway.correction.label_mapping import LabelMapping, LabelRefused
 from ketch_gateway.correction.policies import (
     Combined,
     CorrectionPolicy,
@@ -38,8 +40,9 @@ from ketch_gateway.stores.contract import PolicyState
 
 if TYPE_CHECKING:
     from ketch_gateway.correction.app import App
+    from ketch_gateway.serving.models import ModelVersion
 
-__all__ = ["Corrected", "Corrector"]
+__all__ = ["Corrected", "Corrector", "Learnt"]
 
 _log = logging.getLogger(__name__)
 
@@ -56,6 +59,22 @@ class Corrected:
     rows: list[Combined]
     asked: list[str]
     failures: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Learnt:
+    """What one feedback example taught.
+
+    ``predictions``: every model's answer for its input, by name; ``forwarded``, when
+    the app forwards feedback: what each model that learns online did with it.
+    """
+
+    predictions: dict[str, Any]
+    forwarded: dict[str, dict[str, Any]] | None = None
+
+
+def _declared_labels(version: ModelVersion) -> LabelSpec | None:
+    return version.capabilities.labels if version.capabilities else None
 
 
 class Corrector:
@@ -121,7 +140,7 @@ class Corrector:
         inputs = inputs_from_rows(rows, signature.inputs)
         spec = self.reader.choose_output(name, signature)
         prediction = await version.predictor.predict(inputs, timeout=timeout)
-        return self.reader.read(spec, prediction.outputs)
+        return self.reader.read(spec, prediction.outputs, _declared_labels(version))
 
     async def predict(self, query: Query, deadline: float) -> Corrected:
         """Ask the selected models; combine what arrived by the deadline (or all, if told)."""
@@ -194,11 +213,11 @@ class Corrector:
         outputs = version.predictor.lookup(inputs)
         if outputs is None:
             outputs = (await version.predictor.predict(inputs, timeout=model.timeout_s)).outputs
-        answer: np.ndarray = self.reader.read(spec, outputs)[0]
+        answer: np.ndarray = self.reader.read(spec, outputs, _declared_labels(version))[0]
         return answer
 
-    async def observe(self, example: Feedback) -> dict[str, Any]:
-        """Learn from one labelled example; every model's answer for it, by name."""
+    async def observe(self, example: Feedback) -> Learnt:
+        """Learn from one labelled example (and forward it, when the app says so)."""
         try:
             target = self.reader.check_label(example.label)
         except ValueError as error:
@@ -227,23 +246,57 @@ class Corrector:
         if example.user:
             await self.store.update_policy_state(self.app.name, example.user, learn(shared=False))
         await self.store.update_policy_state(self.app.name, SHARED, learn(shared=True))
-        if self.app.config.forward_feedback:
-            await self._forward(example.row, target, models)
-        return {name: answer.tolist() for name, answer in answers.items()}
+        predictions = {name: answer.tolist() for name, answer in answers.items()}
+        if not self.app.config.forward_feedback:
+            return Learnt(predictions)
+        return Learnt(predictions, await self._forward(example.row, target, models))
 
-    async def _forward(self, row: Any, label: float | int, models: Sequence[str]) -> None:
-        """Teach the linked models that learn online (every healthy replica)."""
+    async def _forward(
+        self, row: Any, label: float | int, models: Sequence[str]
+    ) -> dict[str, dict[str, Any]]:
+        """Teach the linked models that learn online; what each did, by name."""
+        report = {}
         for name in models:
             version = self.app.current_version(name)
-            if not (version.capabilities and version.capabilities.observe):
-                continue
-            signature = await version.require_signature()
-            inputs = inputs_from_rows([row], signature.inputs)
-            labels = np.array([label], dtype=np.int64 if isinstance(label, int) else np.float64)
-            for replica in version.replicas.healthy():
-                try:
-                    await replica.client.observe(inputs, labels, model=name)
-                except WrapperCallError as error:
-                    _log.warning(
-                        "feedback for %s not passed to %s: %s", name, replica.address, error
-                    )
+            if version.capabilities and version.capabilities.observe:
+                report[name] = await self._forward_to(name, version, row, label)
+        return report
+
+    async def _forward_to(
+        self, name: str, version: ModelVersion, row: Any, label: float | int
+    ) -> dict[str, Any]:
+        """Teach every healthy replica of one model, in its numbering of the labels.
+
+        ``{"label": the model's label or None, "replicas": how many learnt, "error"?: why
+        not}``: a label the model has no counterpart for, or its wrapper refused.
+        """
+        mapping = LabelMapping(self.reader.task, self.reader.classes, _declared_labels(version))
+        try:
+            theirs = mapping.to_model(label)
+        except LabelRefused as error:
+            _log.warning("feedback for %s not forwarded: %s", name, error)
+            return {"label": None, "replicas": 0, "error": str(error)}
+        signature = await version.require_signature()
+        inputs = inputs_from_rows([row], signature.inputs)
+        labels = np.array([theirs], dtype=np.int64 if isinstance(theirs, int) else np.float64)
+        learnt, problems = 0, []
+        replicas = version.replicas.healthy()
+        for replica in replicas:
+            try:
+                await replica.client.observe(inputs, labels, model=name)
+                learnt += 1
+            except WrapperCallError as error:
+                _log.warning("feedback for %s not passed to %s: %s", name, replica.address, error)
+                problem = (
+                    f"the model refused it: {error.message}"
+                    if error.code == "INVALID_ARGUMENT"
+                    else f"replica {replica.address} did not take it: {error}"
+                )
+                if problem not in problems:
+                    problems.append(problem)
+        if not replicas:
+            problems.append("no replica of the model is healthy")
+        result: dict[str, Any] = {"label": theirs, "replicas": learnt}
+        if problems:
+            result["error"] = "; ".join(problems)
+        return result

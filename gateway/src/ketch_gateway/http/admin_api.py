@@ -1,18 +1,21 @@
 """The admin API, behind a bearer token: models, versions, replicas, apps and links.
 
-Every change is recorded in the state store, so a restarted gateway keeps it.
+Every change is recorded in the state store, so a restarted gateway keeps it. A client
+address that fails to authenticate too often is throttled
+(:mod:`~ketch_gateway.control.auth_throttle`).
 """
 
 from __future__ import annotations
 
 import hmac
+import math
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ketch_gateway.errors import Forbidden, Unauthorized
+from ketch_gateway.errors import Forbidden, TooManyRequests, Unauthorized
 from ketch_gateway.gateway import Gateway
 from ketch_gateway.http.bodies import json_response, read_json_object
 
@@ -24,6 +27,26 @@ def _authorised(request: Request) -> Gateway:
     token = gateway.settings.admin_token
     if not token:
         raise Forbidden("the admin API is disabled: set admin_token (or KETCH_ADMIN_TOKEN)")
+    address = request.client.host if request.client else "unknown"
+    throttle = gateway.auth_throttle
+    wait = math.ceil(throttle.wait_s(address))
+    if wait > 0:
+        gateway.metrics.admin_auth_failures.labels("throttled").inc()
+        raise TooManyRequests(
+            f"too many failed authentications from {address}; try again in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+    try:
+        _check_token(request, token)
+    except (Unauthorized, Forbidden):
+        throttle.failed(address)
+        gateway.metrics.admin_auth_failures.labels("refused").inc()
+        raise
+    throttle.succeeded(address)
+    return gateway
+
+
+def _check_token(request: Request, token: str) -> None:
     header = request.headers.get("authorization")
     if header is None:
         raise Unauthorized(
@@ -36,7 +59,6 @@ def _authorised(request: Request) -> Gateway:
         )
     if not hmac.compare_digest(given.strip().encode(), token.encode()):
         raise Forbidden("wrong admin token")
-    return gateway
 
 
 def authorised(request: Request) -> Gateway:

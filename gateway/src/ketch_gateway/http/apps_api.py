@@ -116,12 +116,17 @@ async def feedback(request: Request) -> Response:
             raise BadRequest("query_id: expected a string")
         example = Feedback(body["input"], body["label"], _user(body), query_id)
         try:
-            feedback_id, prediction = await app.feedback(example)
+            receipt = await app.feedback(example)
         except InvalidValue as error:
             raise error.within("input") from None
-        return json_response(
-            {"recorded": True, "feedback_id": feedback_id, "prediction": prediction}
-        )
+        answer: dict[str, Any] = {
+            "recorded": True,
+            "feedback_id": receipt.feedback_id,
+            "prediction": receipt.prediction,
+        }
+        if receipt.forwarded is not None:
+            answer["forwarded"] = receipt.forwarded
+        return json_response(answer)
 
 
 def app_routes() -> list[Route]:

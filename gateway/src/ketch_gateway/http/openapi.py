@@ -53,7 +53,7 @@ def _operation(
         operation["requestBody"] = {"required": True, **_json(body)}
     if admin:
         operation["security"] = [{"bearer": []}]
-        operation["responses"].update({"401": _ERROR, "403": _ERROR})
+        operation["responses"].update({"401": _ERROR, "403": _ERROR, "429": _ERROR})
     return operation
 
 
@@ -217,14 +217,24 @@ def openapi_document() -> dict[str, Any]:
         "/admin/models": {
             "get": _operation("List models", tag="admin", admin=True, errors=()),
             "post": _operation(
-                "Add a model", tag="admin", body=_ref("Model"), admin=True, errors=(400, 409)
+                "Add a model (422 or 502 with the wrapper's error when one does not start)",
+                tag="admin",
+                body=_ref("Model"),
+                admin=True,
+                errors=(400, 409, 422, 502),
             ),
         },
         "/admin/models/{model}": {
             "delete": _operation("Remove a model", tag="admin", admin=True, errors=(404, 409))
         },
         "/admin/models/{model}/versions": {
-            "post": _operation("Add a version", tag="admin", body=_ref("Version"), admin=True)
+            "post": _operation(
+                "Add a version (422 or 502 with the wrapper's error when one does not start)",
+                tag="admin",
+                body=_ref("Version"),
+                admin=True,
+                errors=(400, 404, 409, 422, 502),
+            )
         },
         "/admin/models/{model}/version": {
             "put": _operation(
@@ -242,10 +252,11 @@ def openapi_document() -> dict[str, Any]:
                 admin=True,
             ),
             "put": _operation(
-                "Run N managed replicas",
+                "Run N managed replicas (at most [admin] max_replicas)",
                 tag="admin",
                 body={"type": "object", "properties": {"count": {"type": "integer"}}},
                 admin=True,
+                errors=(400, 404, 422, 502),
             ),
         },
         replicas + "/{address}": {

@@ -94,15 +94,27 @@ class ModelVersion:
         return True
 
     async def scale(self, count: int) -> None:
-        """Run exactly ``count`` managed wrappers (starting or stopping the difference)."""
+        """Run exactly ``count`` managed wrappers (starting or stopping the difference).
+
+        When a wrapper fails to start, those this call started are stopped again and
+        the version keeps the wrappers it had; the first failure is raised.
+        """
         if count and self.config.launch is None:
             raise BadRequest(f"{self.label} has no plugin and path to launch wrappers from")
-        self.desired = count
         if not self.started:
+            self.desired = count
             return
         added = [self._managed() for _ in range(count - len(self.managed))]
         self.managed.extend(added)
-        await asyncio.gather(*(wrapper.start() for wrapper in added))
+        results = await asyncio.gather(
+            *(wrapper.start() for wrapper in added), return_exceptions=True
+        )
+        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        if failure is not None:
+            for wrapper in added:
+                await self._stop_managed(wrapper)
+            raise failure
+        self.desired = count
         while len(self.managed) > count:
             await self._stop_managed(self.managed[-1])
         if added:
@@ -145,7 +157,7 @@ class ModelVersion:
             on_ready=on_ready,
             on_exit=on_exit,
             policy=self.context.restart,
-            environment=self.context.wrapper_environment,
+            gate=self.context.gate,
         )
 
     async def load_metadata(self) -> Signature | None:
@@ -251,18 +263,30 @@ class Model:
         return found
 
     async def start(self) -> None:
-        """Start every version."""
+        """Start every version; the first failure, once every version has finished starting."""
         self.started = True
-        await asyncio.gather(*(version.start() for version in self.versions.values()))
+        results = await asyncio.gather(
+            *(version.start() for version in self.versions.values()), return_exceptions=True
+        )
+        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        if failure is not None:
+            raise failure
 
     async def add_version(self, config: VersionConfig) -> ModelVersion:
-        """Add a version (and start it, when the model runs)."""
+        """Add a version (and start it, when the model runs).
+
+        A version that fails to start is stopped and not added.
+        """
         if config.version in self.versions:
             raise Conflict(f"model {self.name!r} already has version {config.version!r}")
         version = self._version(config)
-        self.versions[config.version] = version
         if self.started:
-            await version.start()
+            try:
+                await version.start()
+            except BaseException:
+                await version.stop()
+                raise
+        self.versions[config.version] = version
         return version
 
     def set_current(self, name: str) -> None:

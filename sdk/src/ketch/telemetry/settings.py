@@ -134,14 +134,18 @@ def tracing_from_environment(
     )
 
 
-def wrapper_environment(settings: TracingSettings) -> dict[str, str]:
+def wrapper_environment(
+    settings: TracingSettings, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """The variables that make a ``ketch serve`` child trace as ``settings`` say.
 
     The gateway sets them for the wrappers it starts, so that one ``[tracing]``
     table traces the whole chain. The gateway decides which traces are recorded
     (its batches carry the decision), so the child starts none of its own
-    (``parentbased_always_off``). A child's own service name stays its default
-    unless ``OTEL_SERVICE_NAME`` is already set.
+    (``parentbased_always_off``). The endpoint is the settings', else the one the
+    gateway's variables (``environ``, by default its own) name. Other exporter
+    variables (headers, certificates: perhaps secrets) are not copied; a child keeps
+    its own service name.
     """
     if not settings.enabled:
         return {}
@@ -150,6 +154,11 @@ def wrapper_environment(settings: TracingSettings) -> dict[str, str]:
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": settings.protocol,
         "OTEL_TRACES_SAMPLER": "parentbased_always_off",
     }
+    env = os.environ if environ is None else environ
     if settings.endpoint is not None:
         variables["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = settings.endpoint
+    else:  # as the gateway's own exporter reads them (a generic endpoint gets /v1/traces)
+        for name in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+            if env.get(name):
+                variables[name] = env[name]
     return variables
