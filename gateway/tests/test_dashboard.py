@@ -99,6 +99,24 @@ def test_who_may_read_the_dashboard(  # noqa: PLR0917 (fixtures and parameters)
         assert {"/dashboard", "/dashboard/data"} <= set(paths)
 
 
+def test_guessing_the_token_on_the_dashboard_is_throttled_like_the_admin_api(
+    tmp_path: Path, local_models: LocalModels, digits_address: str
+) -> None:
+    toml = digits_toml(digits_address, f'admin_token = "{ADMIN_TOKEN}"')
+    toml += "\n[admin]\nauth_failures = 2\nauth_window_s = 600\n"
+    with gateway_client(toml, tmp_path, local_models) as http:
+        wrong = {"Authorization": "Bearer wrong"}
+        assert [http.get("/dashboard/data", headers=wrong).status_code for _ in range(2)] == [
+            403,
+            403,
+        ]
+        held = http.get("/dashboard/data", headers=AUTH)
+        assert held.status_code == 429
+        assert "too many failed authentications" in held.json()["error"]
+        assert int(held.headers["Retry-After"]) > 0
+        assert http.get("/admin/models", headers=AUTH).status_code == 429, "one budget for both"
+
+
 def test_the_document_agrees_with_the_metrics(
     tmp_path: Path,
     local_models: LocalModels,
