@@ -27,7 +27,14 @@ from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 
 from ketch_conformance.otlp_collector import CollectedSpan, SpanCollector
-from ketch_gateway import start_gateway
+from ketch_gateway import (
+    app_table,
+    config_text,
+    model_table,
+    start_gateway,
+    version_table,
+    write_config,
+)
 
 TOKEN = "screenshot-token"
 CHROMIUM = "/usr/bin/chromium"
@@ -49,52 +56,29 @@ def _config(folder: Path, collector: SpanCollector) -> Path:
     for name, count in (("digits", 1200), ("digits-small", 60)):
         model = LogisticRegression(max_iter=2000).fit(rows[:count], labels[:count])
         skops.io.dump(model, folder / f"{name}.skops")
-    config = folder / "ketch.toml"
-    config.write_text(
-        f"""
-[gateway]
-admin_token = "{TOKEN}"
-
-[tracing]
-endpoint = "{collector.endpoint}"
-sample_ratio = 1.0
-
-[[models]]
-name = "digits"
-  [models.cache]
-  exact = true
-  [[models.versions]]
-  version = "1"
-  plugin = "sklearn"
-  path = "digits.skops"
-  count = 2
-  options = {{ method = "predict_proba" }}
-
-[[models]]
-name = "digits-small"
-  [[models.versions]]
-  version = "1"
-  plugin = "sklearn"
-  path = "digits-small.skops"
-  options = {{ method = "predict_proba" }}
-
-[[apps]]
-name = "digits"
-models = ["digits"]
-latency_objective_ms = 50
-default_output = -1
-
-[[apps]]
-name = "ensemble"
-models = ["digits", "digits-small"]
-latency_objective_ms = 100
-policy = "exp4"
-classes = 10
-default_output = -1
-""",
-        encoding="utf-8",
+    probabilities = {"method": "predict_proba"}
+    digits = version_table("sklearn", "digits.skops", count=2, options=probabilities)
+    small = version_table("sklearn", "digits-small.skops", options=probabilities)
+    text = config_text(
+        gateway={"admin_token": TOKEN},
+        tracing={"endpoint": collector.endpoint, "sample_ratio": 1.0},
+        models=[
+            model_table("digits", digits, cache={"exact": True}),
+            model_table("digits-small", small),
+        ],
+        apps=[
+            app_table("digits", ["digits"], latency_objective_ms=50, default_output=-1),
+            app_table(
+                "ensemble",
+                ["digits", "digits-small"],
+                latency_objective_ms=100,
+                policy="exp4",
+                classes=10,
+                default_output=-1,
+            ),
+        ],
     )
-    return config
+    return write_config(folder, text)
 
 
 def _traffic(url: str, seconds: float, stop: threading.Event, seed: int) -> None:

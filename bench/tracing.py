@@ -33,7 +33,15 @@ from typing import Any
 from gateway_overhead import measure
 
 from ketch_conformance.otlp_collector import SpanCollector
-from ketch_gateway import GatewayProcess, start_gateway
+from ketch_gateway import (
+    GatewayProcess,
+    app_table,
+    config_text,
+    model_table,
+    start_gateway,
+    version_table,
+    write_config,
+)
 
 MODES = ("off", "noop", "otlp")
 
@@ -52,33 +60,17 @@ def _model(folder: Path) -> list[bytes]:
 
 def _config(folder: Path, mode: str, ratio: float, endpoint: str) -> Path:
     tracing = {
-        "off": "",
-        "noop": f'[tracing]\nexporter = "none"\nsample_ratio = {ratio}\n',
-        "otlp": f'[tracing]\nendpoint = "{endpoint}"\nsample_ratio = {ratio}\n',
+        "off": None,
+        "noop": {"exporter": "none", "sample_ratio": ratio},
+        "otlp": {"endpoint": endpoint, "sample_ratio": ratio},
     }[mode]
-    config = folder / f"{mode}.toml"
-    config.write_text(
-        f"""
-[gateway]
-log_level = "warning"
-state = "{mode}-state.sqlite"
-
-{tracing}
-[[models]]
-name = "digits"
-  [[models.versions]]
-  version = "1"
-  plugin = "sklearn"
-  path = "digits.skops"
-
-[[apps]]
-name = "digits"
-models = ["digits"]
-latency_objective_ms = 1000
-""",
-        encoding="utf-8",
+    text = config_text(
+        gateway={"log_level": "warning", "state": f"{mode}-state.sqlite"},
+        tracing=tracing,
+        models=[model_table("digits", version_table("sklearn", "digits.skops"))],
+        apps=[app_table("digits", ["digits"], latency_objective_ms=1000)],
     )
-    return config
+    return write_config(folder, text, f"{mode}.toml")
 
 
 @contextmanager

@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 from browser_support import chromium
-from gateway_test_support import ADMIN_TOKEN, metric, write_config
+from gateway_test_support import ADMIN_TOKEN, metric
 
-from ketch_gateway import start_gateway
+from ketch_gateway import start_gateway, write_config
 
 TRAFFIC_SECONDS = 7.0
 """Long enough for the dashboard's 5 s history to draw its first chart points."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from gateway_test_support import SLOW_PLUGIN, app_toml, serve_ensemble, write_config
+from gateway_test_support import SLOW_PLUGIN, app_toml, serve_ensemble
 from in_process import LocalModels, LocalReplica
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -25,7 +25,7 @@ from starlette.testclient import TestClient
 from ketch.telemetry import TracingSettings
 from ketch.telemetry.tracing import Tracing
 from ketch_conformance.otlp_collector import SpanCollector
-from ketch_gateway import Gateway, create_app, parse_config, start_gateway
+from ketch_gateway import Gateway, create_app, parse_config, start_gateway, write_config
 from ketch_gateway.serving.replicas import ReplicaClient
 
 PREDICT_ROUTE = "POST /apps/{app}/predict"
