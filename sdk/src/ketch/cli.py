@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -29,6 +30,7 @@ from ketch.process import ReadyInfo, format_listening_line, format_ready_line
 from ketch.server import WrapperServer, grpc_address
 from ketch.telemetry.settings import tracing_from_environment
 from ketch.telemetry.wrapper_telemetry import wrapper_telemetry
+from ketch.tls import ServerTls
 from ketch.version import __version__
 
 __all__ = ["COMMANDS_GROUP", "main"]
@@ -115,6 +117,15 @@ def _add_serve(commands: Any) -> None:
     )
     parser.add_argument("--workers", type=_positive, default=16, help="threads that run calls")
     parser.add_argument(
+        "--tls-certificate", type=Path, help="serve TLS with this PEM certificate (and --tls-key)"
+    )
+    parser.add_argument("--tls-key", type=Path, help="the PEM private key of --tls-certificate")
+    parser.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        help="require callers to show a certificate this PEM CA signed (mutual TLS)",
+    )
+    parser.add_argument(
         "--grace-period",
         type=float,
         default=30.0,
@@ -133,6 +144,17 @@ def _add_serve(commands: Any) -> None:
         help="stop (as on SIGTERM) when the process that started this one dies",
     )
     parser.set_defaults(handler=_serve)
+
+
+def _server_tls(args: argparse.Namespace) -> ServerTls | None:
+    """The TLS settings of ``ketch serve``; ValueError when they are incomplete."""
+    if args.tls_certificate is None and args.tls_key is None:
+        if args.tls_client_ca is not None:
+            raise ValueError("--tls-client-ca needs --tls-certificate and --tls-key")
+        return None
+    if args.tls_certificate is None or args.tls_key is None:
+        raise ValueError("--tls-certificate and --tls-key go together")
+    return ServerTls(args.tls_certificate, args.tls_key, args.tls_client_ca)
 
 
 def _add_plugins(commands: Any) -> None:
@@ -196,6 +218,7 @@ def _serve(args: argparse.Namespace) -> int:
             max_batch=args.max_batch,
             workers=args.workers,
             telemetry=telemetry,
+            tls=_server_tls(args),
         )
         metrics_port = (
             telemetry.serve_metrics(args.host, args.metrics_port) if telemetry is not None else None

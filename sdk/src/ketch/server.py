@@ -34,6 +34,7 @@ from ketch.proto import ketch_observe_pb2 as observe_pb
 from ketch.range_parameters import fill_parameters, range_parameters
 from ketch.runtime import ModelRuntime
 from ketch.telemetry.wrapper_telemetry import WrapperTelemetry
+from ketch.tls import ServerTls
 from ketch.version import __version__
 from ketch.wire import decode_tensors, infer_response
 
@@ -62,6 +63,19 @@ _STATUS_BY_ERROR: Final[tuple[tuple[type[Exception], grpc.StatusCode], ...]] = (
     (DeviceUnavailableError, grpc.StatusCode.FAILED_PRECONDITION),
     (ContractViolation, grpc.StatusCode.INTERNAL),
 )
+
+
+KEEPALIVE_SERVER_OPTIONS: Final = (
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 500),
+    ("grpc.http2.max_ping_strikes", 0),
+)
+"""Accept a client's keepalive pings every half second, with or without calls.
+
+The gateway pings its wrappers that often to notice within two seconds a host that
+vanished without closing its connections; gRPC's defaults would answer such pings
+with GOAWAY (too_many_pings).
+"""
 
 
 def grpc_address(host: str, port: int) -> str:
@@ -260,6 +274,8 @@ class WrapperServer:
     :param workers: threads that run calls; more calls than this wait their turn.
     :param max_message_bytes: the largest request or response accepted.
     :param telemetry: metrics and traces of the calls and the plugin's batches.
+    :param tls: serve TLS with this certificate and key (and require client
+        certificates when it names a client CA); plaintext without it.
     """
 
     def __init__(
@@ -273,11 +289,13 @@ class WrapperServer:
         workers: int = 16,
         max_message_bytes: int = 256 * 1024 * 1024,
         telemetry: WrapperTelemetry | None = None,
+        tls: ServerTls | None = None,
     ) -> None:
         self.framework = framework
         self.telemetry = telemetry
         if telemetry is not None:
             framework.manager.register(telemetry.plugin(framework.name), name="ketch-telemetry")
+        self.tls = tls
         self.spec = spec
         self.host = host
         self.requested_port = port
@@ -292,6 +310,7 @@ class WrapperServer:
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.so_reuseport", 0),
+            *KEEPALIVE_SERVER_OPTIONS,
         ]
         self._server = grpc.server(
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ketch-call"),
@@ -315,7 +334,10 @@ class WrapperServer:
         """Bind the port and start answering liveness; return the address."""
         wanted = grpc_address(self.host, self.requested_port)
         try:
-            self.port = self._server.add_insecure_port(wanted)
+            if self.tls is None:
+                self.port = self._server.add_insecure_port(wanted)
+            else:
+                self.port = self._server.add_secure_port(wanted, self.tls.credentials())
         except RuntimeError as error:
             raise OSError(f"cannot listen on {wanted}: {error}") from error
         if self.port == 0:
