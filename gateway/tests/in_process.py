@@ -146,8 +146,14 @@ class LocalReplica(ReplicaClient):
         outputs: Sequence[str] | None = None,
         request_id: str = "",
         timeout: float | None = None,
+        metadata: Sequence[tuple[str, str]] | None = None,
     ) -> dict[str, np.ndarray]:
-        """The outputs, through the ModelInfer messages a wrapper reads and writes."""
+        """The outputs, through the ModelInfer messages a wrapper reads and writes.
+
+        ``metadata`` (the batch's trace context) is what a transport would carry; it
+        is remembered in :attr:`last_metadata`.
+        """
+        self.last_metadata = tuple(metadata or ())
         runtime = self._runtime(model)
         request = infer_request(inputs, model=runtime.name, outputs=outputs)
 

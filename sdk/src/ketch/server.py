@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar
@@ -34,6 +35,7 @@ from ketch.proto import grpc_service_pb2 as pb
 from ketch.proto import ketch_observe_pb2 as observe_pb
 from ketch.range_parameters import fill_parameters, range_parameters
 from ketch.runtime import ModelRuntime
+from ketch.telemetry.wrapper_telemetry import WrapperTelemetry
 from ketch.tls import ServerTls
 from ketch.version import __version__
 from ketch.wire import decode_tensors, infer_response
@@ -287,6 +289,12 @@ def _handlers(service: _InferenceService) -> list[grpc.GenericRpcHandler[Any, An
     return [inference, observe, model]
 
 
+def _observed(
+    handlers: list[grpc.GenericRpcHandler[Any, Any]], telemetry: WrapperTelemetry | None
+) -> list[grpc.GenericRpcHandler[Any, Any]]:
+    return handlers if telemetry is None else [telemetry.observe(h) for h in handlers]
+
+
 class WrapperServer:
     """A gRPC server for one model: bind with :meth:`start`, then :meth:`load`, then :meth:`stop`.
 
@@ -295,6 +303,7 @@ class WrapperServer:
     :param max_batch: an upper bound on rows per call, on top of the plugin's own.
     :param workers: threads that run calls; more calls than this wait their turn.
     :param max_message_bytes: the largest request or response accepted.
+    :param telemetry: metrics and traces of the calls and the plugin's batches.
     :param tls: serve TLS with this certificate and key (and require client
         certificates when it names a client CA); plaintext without it.
     """
@@ -309,9 +318,13 @@ class WrapperServer:
         max_batch: int | None = None,
         workers: int = 16,
         max_message_bytes: int = 256 * 1024 * 1024,
+        telemetry: WrapperTelemetry | None = None,
         tls: ServerTls | None = None,
     ) -> None:
         self.framework = framework
+        self.telemetry = telemetry
+        if telemetry is not None:
+            framework.manager.register(telemetry.plugin(framework.name), name="ketch-telemetry")
         self.tls = tls
         self.spec = spec
         self.host = host
@@ -331,7 +344,7 @@ class WrapperServer:
         ]
         self._server = grpc.server(
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ketch-call"),
-            handlers=_handlers(_InferenceService(self._state)),
+            handlers=_observed(_handlers(_InferenceService(self._state)), telemetry),
             options=options,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
@@ -361,11 +374,18 @@ class WrapperServer:
             raise OSError(f"cannot listen on {wanted}")
         self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         self._server.start()
+        if self.telemetry is not None:
+            self.telemetry.bound(self.address)
         return self.address
 
     def load(self) -> ModelRuntime:
         """Load the model; from then on the server is ready and healthy."""
+        started = time.perf_counter()
         runtime = ModelRuntime.load(self.framework, self.spec, max_batch=self.max_batch)
+        if self.telemetry is not None:
+            self.telemetry.model_loaded(
+                time.perf_counter() - started, runtime.signature.platform or self.framework.name
+            )
         self._state.runtime = runtime
         self._set_health(health_pb2.HealthCheckResponse.SERVING)
         return runtime
@@ -381,6 +401,8 @@ class WrapperServer:
                 runtime.unload()
             except Exception:
                 _log.exception("ketch_unload failed for model %r", runtime.name)
+        if self.telemetry is not None:
+            self.telemetry.close()
         self._stopped.set()
 
     def wait(self, timeout: float | None = None) -> bool:

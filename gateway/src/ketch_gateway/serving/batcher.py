@@ -39,6 +39,7 @@ from ketch import WrapperCallError
 from ketch_gateway.control.config import BatchingConfig
 from ketch_gateway.errors import ApiError, BadRequest, GatewayTimeout, ServiceUnavailable
 from ketch_gateway.metrics import Metrics
+from ketch_gateway.observability.trace_context import current_trace, start_batch
 from ketch_gateway.serving.admission import Capacity, ReplicaLane, measure_capacity
 from ketch_gateway.serving.batch_control import AimdBatchSize, BatchSizeController, FixedBatchSize
 from ketch_gateway.serving.deadline_queue import DeadlineQueue, PendingRequest, QueueFull
@@ -174,6 +175,7 @@ class BatchingPredictor(Dispatcher):
             )
         loop = asyncio.get_running_loop()
         now = loop.time()
+        traced = current_trace()
         request = PendingRequest(
             inputs=inputs,
             rows=rows,
@@ -181,6 +183,7 @@ class BatchingPredictor(Dispatcher):
             enqueued=now,
             future=loop.create_future(),
             row_shapes=_row_shapes(inputs),
+            trace=traced.stay(self.model, self.version, rows) if traced is not None else None,
         )
         self._admit(request, timeout, now)
         self._depth.set(self.queue.depth)
@@ -189,6 +192,8 @@ class BatchingPredictor(Dispatcher):
         except (TimeoutError, asyncio.CancelledError) as error:
             # the caller gave up (its deadline, or an outer one): free the request's place
             if self.queue.discard(request):
+                if request.trace is not None:
+                    request.trace.left_queue("the deadline passed in the queue")
                 self._depth.set(self.queue.depth)
                 self._expired_queued.inc()
                 self._observe_wait_ratio(request, loop.time())
@@ -214,6 +219,8 @@ class BatchingPredictor(Dispatcher):
             answer_in = capacity.answer_in(ahead)
             if now + answer_in > request.deadline:
                 self._shed_late.inc()
+                if request.trace is not None:
+                    request.trace.left_queue("shed: it could not be answered before its deadline")
                 raise ServiceUnavailable(
                     f"model {self.model!r} version {self.version!r} cannot answer within "
                     f"{timeout * 1000:.0f} ms: {ahead} rows are queued ahead, and its replicas "
@@ -225,6 +232,8 @@ class BatchingPredictor(Dispatcher):
             self.queue.put(request)
         except QueueFull:
             self._shed_full.inc()
+            if request.trace is not None:
+                request.trace.left_queue("shed: the queue is full")
             retry_after = self._retry_after(capacity, now) if capacity else "1"
             raise ServiceUnavailable(
                 f"model {self.model!r} version {self.version!r} is overloaded: "
@@ -280,6 +289,8 @@ class BatchingPredictor(Dispatcher):
             return
         self._depth.set(self.queue.depth)
         for request in late:
+            if request.trace is not None:
+                request.trace.left_queue("no replica could answer before the deadline")
             self._expired_queued.inc()
             self._observe_wait_ratio(request, now)
             self._fail(
@@ -297,6 +308,8 @@ class BatchingPredictor(Dispatcher):
             if request.future.done():
                 continue
             if request.deadline <= now:
+                if request.trace is not None:
+                    request.trace.left_queue("the deadline passed in the queue")
                 self._expired_queued.inc()
                 self._observe_wait_ratio(request, now)
                 self._fail(
@@ -332,11 +345,16 @@ class BatchingPredictor(Dispatcher):
         self._batch_size.observe(rows)
         number = next(self._call_numbers)
         lane.calls[number] = lane.expected_end(rows, now)
+        stays = [request.trace for request in live]
+        traced = start_batch(stays, self.model, self.version, replica.address, rows)
+        metadata = traced.metadata if traced is not None else None
         started = time.perf_counter()
         try:
             with replica.call():
-                outputs = await self._call(replica, inputs, timeout, live)
+                outputs = await self._call(replica, inputs, timeout, live, metadata)
         except WrapperCallError as error:
+            if traced is not None:
+                traced.end(f"{error.code}: {error.message}")
             if error.code == "DEADLINE_EXCEEDED":
                 controller.record(rows, timeout)
                 lane.service.record_at_least(rows, timeout)
@@ -345,9 +363,13 @@ class BatchingPredictor(Dispatcher):
             await self._failed(lane, live, error)
             return
         except CallAbandoned:
+            if traced is not None:
+                traced.end("cancelled: every request in the batch was given up")
             self._cancelled.inc()  # every request was given up, and so was the call
             return
         except asyncio.CancelledError:
+            if traced is not None:
+                traced.end("cancelled: the replica was removed")
             for request in live:  # the replica was removed: its batch goes back
                 if not request.future.done():
                     self.queue.put(request, force=True)
@@ -355,6 +377,8 @@ class BatchingPredictor(Dispatcher):
         finally:
             lane.calls.pop(number, None)
         seconds = time.perf_counter() - started
+        if traced is not None:
+            traced.end()
         controller.record(rows, seconds)
         lane.service.record(rows, seconds)
         capacity = measure_capacity(self._lanes.values(), loop.time())
@@ -380,6 +404,7 @@ class BatchingPredictor(Dispatcher):
         inputs: Mapping[str, np.ndarray],
         timeout: float,
         requests: list[PendingRequest],
+        metadata: Sequence[tuple[str, str]] | None = None,
     ) -> dict[str, np.ndarray]:
         """The replica's answer to one batch.
 
@@ -402,7 +427,9 @@ class BatchingPredictor(Dispatcher):
         for request in requests:
             request.future.add_done_callback(given_up)
         try:
-            return await replica.client.infer(inputs, model=self.model, timeout=timeout)
+            return await replica.client.infer(
+                inputs, model=self.model, timeout=timeout, metadata=metadata
+            )
         except asyncio.CancelledError:
             if abandoned and worker.cancelling() == 1:  # only the cancellation asked here
                 worker.uncancel()

@@ -8,8 +8,12 @@ import itertools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ketch_gateway.observability.spans import QueueStay
 
 __all__ = ["DeadlineQueue", "PendingRequest", "QueueFull"]
 
@@ -34,6 +38,8 @@ class PendingRequest:
     queued: bool = field(default=False)
     order: int = 0
     """The queue's tie-break between equal deadlines: first come, first served."""
+    trace: QueueStay | None = None
+    """The request's spans in this queue, when it is traced."""
 
 
 class DeadlineQueue:
