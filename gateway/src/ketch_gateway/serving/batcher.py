@@ -60,6 +60,26 @@ class CallAbandoned(Exception):
     """Every request of a batch was given up, so its call to the replica was cancelled."""
 
 
+def _joined_inputs(requests: list[PendingRequest]) -> Mapping[str, np.ndarray]:
+    """One batch's inputs: the requests' rows, concatenated in order."""
+    if len(requests) == 1:
+        return requests[0].inputs
+    return {
+        name: np.concatenate([request.inputs[name] for request in requests])
+        for name in requests[0].inputs
+    }
+
+
+def _hand_out(requests: list[PendingRequest], outputs: Mapping[str, np.ndarray]) -> None:
+    """Give each request still waiting its own rows of the batch's outputs."""
+    start = 0
+    for request in requests:
+        end = start + request.rows
+        if not request.future.done():
+            request.future.set_result({name: array[start:end] for name, array in outputs.items()})
+        start = end
+
+
 def _row_shapes(inputs: Mapping[str, np.ndarray]) -> tuple[tuple[int, ...], ...]:
     return tuple(array.shape[1:] for array in inputs.values())
 
@@ -334,12 +354,7 @@ class BatchingPredictor(Dispatcher):
             self._queue_wait.observe(now - request.enqueued)
             self._observe_wait_ratio(request, now)
         rows = sum(request.rows for request in live)
-        names = list(live[0].inputs)
-        inputs = (
-            live[0].inputs
-            if len(live) == 1
-            else {name: np.concatenate([r.inputs[name] for r in live]) for name in names}
-        )
+        inputs = _joined_inputs(live)
         # the call may run until the last of its requests gives up; it is cancelled then
         timeout = max(max(request.deadline for request in live) - now, MIN_CALL_TIMEOUT_S)
         self._batch_size.observe(rows)
@@ -379,9 +394,15 @@ class BatchingPredictor(Dispatcher):
         seconds = time.perf_counter() - started
         if traced is not None:
             traced.end()
+        self._record_answer(lane, rows, seconds, loop.time())
+        _hand_out(live, outputs)
+
+    def _record_answer(self, lane: ReplicaLane, rows: int, seconds: float, now: float) -> None:
+        """Learn from one answered batch: batch size, service time, capacity, metrics."""
+        replica, controller = lane.replica, lane.controller
         controller.record(rows, seconds)
         lane.service.record(rows, seconds)
-        capacity = measure_capacity(self._lanes.values(), loop.time())
+        capacity = measure_capacity(self._lanes.values(), now)
         self._capacity.set(capacity.rows_per_s if capacity else 0.0)
         self.metrics.replica_latency.labels(self.model, self.version, replica.address).observe(
             seconds
@@ -389,14 +410,6 @@ class BatchingPredictor(Dispatcher):
         self.metrics.batch_target.labels(self.model, self.version, replica.address).set(
             controller.target()
         )
-        start = 0
-        for request in live:
-            end = start + request.rows
-            if not request.future.done():
-                request.future.set_result(
-                    {name: array[start:end] for name, array in outputs.items()}
-                )
-            start = end
 
     async def _call(
         self,
