@@ -91,12 +91,18 @@ class RecordingReplica(LocalReplica):
         outputs: Sequence[str] | None = None,
         request_id: str = "",
         timeout: float | None = None,
+        metadata: Sequence[tuple[str, str]] | None = None,
     ) -> dict[str, np.ndarray]:
         """Note the batch, then answer it."""
         sent = asyncio.get_running_loop().time()
         self.log.append((sent, [int(value) for value in inputs["input"][:, 0]]))
         return await super().infer(
-            inputs, model=model, version=version, outputs=outputs, timeout=timeout
+            inputs,
+            model=model,
+            version=version,
+            outputs=outputs,
+            timeout=timeout,
+            metadata=metadata,
         )
 
 
