@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gateway_test_support import ADMIN_TOKEN, gateway_env, write_config
+from gateway_test_support import ADMIN_TOKEN, gateway_env
 
-from ketch_gateway import GatewayProcess, start_gateway
+from ketch_gateway import GatewayProcess, start_gateway, write_config
 
 
 @pytest.fixture(scope="module")

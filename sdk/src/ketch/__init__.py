@@ -17,8 +17,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ketch.authoring import check_options, handles, option_choice, option_names
+from ketch.calls import CallScope, current_call, serving_call
 from ketch.datatypes import DATATYPES, datatype_of, numpy_dtype
 from ketch.errors import (
+    CallCancelled,
     ContractViolation,
     DeviceUnavailableError,
     InvalidInputError,
@@ -66,6 +68,7 @@ if TYPE_CHECKING:  # what __getattr__ loads on first use, for type checkers
     from ketch.process import ReadyInfo, WrapperProcess, WrapperStartError, start_wrapper
     from ketch.runtime import ModelRuntime
     from ketch.server import WrapperServer
+    from ketch.tls import ClientTls, ServerTls
     from ketch.validation import validate_inputs, validate_labels, validate_outputs
 
 _LOADED_ON_USE: dict[str, str] = {
@@ -78,6 +81,8 @@ _LOADED_ON_USE: dict[str, str] = {
     # running wrappers
     "ModelRuntime": "ketch.runtime",
     "WrapperServer": "ketch.server",
+    "ClientTls": "ketch.tls",
+    "ServerTls": "ketch.tls",
     "ReadyInfo": "ketch.process",
     "WrapperProcess": "ketch.process",
     "WrapperStartError": "ketch.process",
@@ -120,7 +125,10 @@ __all__ = [
     "LABEL_KINDS",
     "VARIABLE",
     "AsyncWrapperClient",
+    "CallCancelled",
+    "CallScope",
     "Capabilities",
+    "ClientTls",
     "ContractViolation",
     "DeviceUnavailableError",
     "DimensionRange",
@@ -138,6 +146,7 @@ __all__ = [
     "PluginError",
     "ReadyInfo",
     "ServerMetadata",
+    "ServerTls",
     "Signature",
     "TensorSpec",
     "Tolerance",
@@ -148,6 +157,7 @@ __all__ = [
     "WrapperStartError",
     "__version__",
     "check_options",
+    "current_call",
     "datatype_of",
     "disabled_plugins",
     "extra_plugins",
@@ -159,6 +169,7 @@ __all__ = [
     "option_choice",
     "option_names",
     "select_framework",
+    "serving_call",
     "start_wrapper",
     "text_rows",
     "tune_allocator",

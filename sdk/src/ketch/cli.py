@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -26,7 +27,10 @@ from ketch.errors import KetchError, PluginError
 from ketch.model_spec import ModelSpec
 from ketch.probe import add_probe_command
 from ketch.process import ReadyInfo, format_listening_line, format_ready_line
-from ketch.server import WrapperServer
+from ketch.server import WrapperServer, grpc_address
+from ketch.telemetry.settings import tracing_from_environment
+from ketch.telemetry.wrapper_telemetry import wrapper_telemetry
+from ketch.tls import ServerTls
 from ketch.version import __version__
 
 __all__ = ["COMMANDS_GROUP", "main"]
@@ -113,6 +117,15 @@ def _add_serve(commands: Any) -> None:
     )
     parser.add_argument("--workers", type=_positive, default=16, help="threads that run calls")
     parser.add_argument(
+        "--tls-certificate", type=Path, help="serve TLS with this PEM certificate (and --tls-key)"
+    )
+    parser.add_argument("--tls-key", type=Path, help="the PEM private key of --tls-certificate")
+    parser.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        help="require callers to show a certificate this PEM CA signed (mutual TLS)",
+    )
+    parser.add_argument(
         "--grace-period",
         type=float,
         default=30.0,
@@ -120,11 +133,28 @@ def _add_serve(commands: Any) -> None:
     )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
     parser.add_argument(
+        "--metrics-port",
+        type=_port,
+        help="serve Prometheus metrics on this port (0 picks a free one; off by default). "
+        "Tracing follows OpenTelemetry's OTEL_* variables (off unless they ask for it)",
+    )
+    parser.add_argument(
         "--exit-with-parent",
         action="store_true",
         help="stop (as on SIGTERM) when the process that started this one dies",
     )
     parser.set_defaults(handler=_serve)
+
+
+def _server_tls(args: argparse.Namespace) -> ServerTls | None:
+    """The TLS settings of ``ketch serve``; ValueError when they are incomplete."""
+    if args.tls_certificate is None and args.tls_key is None:
+        if args.tls_client_ca is not None:
+            raise ValueError("--tls-client-ca needs --tls-certificate and --tls-key")
+        return None
+    if args.tls_certificate is None or args.tls_key is None:
+        raise ValueError("--tls-certificate and --tls-key go together")
+    return ServerTls(args.tls_certificate, args.tls_key, args.tls_client_ca)
 
 
 def _add_plugins(commands: Any) -> None:
@@ -172,6 +202,14 @@ def _serve(args: argparse.Namespace) -> int:
             device=args.device,
             options=options,
         )
+        telemetry = wrapper_telemetry(
+            spec.name,
+            spec.version,
+            framework.name,
+            spec.device,
+            metrics=args.metrics_port is not None,
+            tracing=tracing_from_environment("ketch-serve"),
+        )
         server = WrapperServer(
             framework,
             spec,
@@ -179,6 +217,11 @@ def _serve(args: argparse.Namespace) -> int:
             port=args.port,
             max_batch=args.max_batch,
             workers=args.workers,
+            telemetry=telemetry,
+            tls=_server_tls(args),
+        )
+        metrics_port = (
+            telemetry.serve_metrics(args.host, args.metrics_port) if telemetry is not None else None
         )
         address = server.start()
     except (KetchError, OSError, ValueError) as error:
@@ -216,7 +259,10 @@ def _serve(args: argparse.Namespace) -> int:
         runtime.signature.platform or "unknown platform",
         address,
     )
-    ready = ReadyInfo(address, runtime.name, runtime.version, framework.name, os.getpid())
+    metrics = grpc_address(args.host, metrics_port) if metrics_port is not None else None
+    ready = ReadyInfo(
+        address, runtime.name, runtime.version, framework.name, os.getpid(), metrics=metrics
+    )
     print(format_ready_line(ready), flush=True)
     while not stop.wait(timeout=SIGNAL_POLL_SECONDS):
         pass  # a signal that another thread received runs its handler only once this one wakes
