@@ -402,6 +402,19 @@ class Rollouts:
         """Every model's routing."""
         return [await self.describe(name) for name in self.models]
 
+    async def describe_steered(self) -> list[dict[str, Any]]:
+        """The routing of the models with a split, a shadow or a rollout (running or over)."""
+        return [
+            await self.describe(name)
+            for name, routing in list(self.routes.items())
+            if name in self.models
+            and (
+                routing.model.split is not None
+                or routing.shadow is not None
+                or routing.rollout is not None
+            )
+        ]
+
 
 def _arm_json(arm: Any) -> dict[str, Any]:
     return {"examples": arm.examples, "errors": arm.errors, "error_rate": arm.error_rate}
