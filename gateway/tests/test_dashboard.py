@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -264,3 +265,83 @@ def test_policy_summaries() -> None:
     )
     assert split is not None
     assert split["models"] == pytest.approx({"a": 0.5, "b": 0.3})
+
+
+def two_versions_toml(address: str) -> str:
+    """Model ``digits`` in versions 1 and 2 (the same replica), behind the admin token."""
+    versions = "".join(
+        f'  [[models.versions]]\n  version = "{v}"\n  addresses = ["{address}"]\n' for v in "12"
+    )
+    return f"""
+[gateway]
+admin_token = "{ADMIN_TOKEN}"
+
+[[models]]
+name = "digits"
+version = "1"
+{versions}
+[[apps]]
+name = "digits"
+models = ["digits"]
+latency_objective_ms = 5000
+"""
+
+
+def test_the_document_shows_splits_shadows_and_rollouts_as_the_admin_api_does(
+    tmp_path: Path,
+    local_models: LocalModels,
+    digits_address: str,
+    digits: tuple[np.ndarray, np.ndarray],
+) -> None:
+    rows, labels = digits
+    with gateway_client(two_versions_toml(digits_address), tmp_path, local_models) as http:
+
+        def shown() -> list[dict[str, Any]]:
+            rollouts: list[dict[str, Any]] = http.get("/dashboard/data", headers=AUTH).json()[
+                "rollouts"
+            ]
+            return rollouts
+
+        def admin() -> dict[str, Any]:
+            found: dict[str, Any] = http.get("/admin/models/digits/rollout", headers=AUTH).json()
+            return found
+
+        def ask(index: int, feedback: bool) -> None:
+            row = rows[index].tolist()
+            answer = http.post("/apps/digits/predict", json={"input": row})
+            assert answer.status_code == 200, answer.text
+            if feedback:
+                sent = {
+                    "input": row,
+                    "label": int(labels[index]),
+                    "query_id": answer.json()["query_id"],
+                }
+                assert http.post("/apps/digits/feedback", json=sent).status_code == 200
+
+        assert shown() == []
+        split = {"split": {"1": 0.5, "2": 0.5}}
+        assert http.put("/admin/models/digits/split", json=split, headers=AUTH).status_code == 200
+        shadow = {"version": "2", "share": 1.0}
+        assert http.put("/admin/models/digits/shadow", json=shadow, headers=AUTH).status_code == 200
+        for index in range(8):
+            ask(index, feedback=False)
+        [steered] = shown()
+        assert steered["model"] == "digits"
+        assert steered["split"] == admin()["split"] == {"1": 0.5, "2": 0.5}
+        assert steered["shadow"]["version"] == "2"
+        assert steered["shadow"]["share"] == admin()["shadow"]["share"] == 1.0
+        assert steered["rollout"] is None
+
+        assert http.delete("/admin/models/digits/split", headers=AUTH).status_code == 200
+        canary = {"to": "2", "steps": [0.25, 1.0], "min_feedback": 50}
+        started = http.post("/admin/models/digits/rollout", json=canary, headers=AUTH)
+        assert started.status_code == 200, started.text
+        for index in range(8, 20):
+            ask(index, feedback=True)
+        [steered] = shown()
+        rollout = steered["rollout"]
+        assert (rollout["baseline"], rollout["canary"], rollout["status"]) == ("1", "2", "running")
+        assert steered["split"] == {"1": 0.75, "2": 0.25}
+        assert rollout["feedback"] == admin()["rollout"]["feedback"]
+        arms = rollout["feedback"]
+        assert arms["baseline"]["examples"] + arms["canary"]["examples"] == 12

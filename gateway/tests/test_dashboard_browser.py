@@ -115,3 +115,35 @@ default_output = -1
         screenshot = tmp_path / "dashboard.png"
         page.screenshot(path=str(screenshot), full_page=True)
         assert screenshot.stat().st_size > 10_000
+
+
+def test_the_dashboard_shows_splits_and_shadows(tmp_path: Path, digits_model: Path) -> None:
+    versions = "".join(
+        f'  [[models.versions]]\n  version = "{v}"\n  plugin = "sklearn"\n'
+        f'  path = "{digits_model}"\n'
+        for v in "12"
+    )
+    config = write_config(
+        tmp_path,
+        f"""
+[gateway]
+admin_token = "{ADMIN_TOKEN}"
+
+[[models]]
+name = "digits"
+version = "1"
+split = {{"1" = 0.5, "2" = 0.5}}
+shadow = {{version = "2", share = 1.0}}
+{versions}
+""",
+    )
+    with start_gateway(config) as gateway, chromium(tmp_path / "profile") as browser:
+        page = browser.new_page()
+        page.goto(f"{gateway.url}/dashboard?poll_ms=500")
+        page.wait_for_selector("#token-form:not([hidden])")
+        page.fill("#token", ADMIN_TOKEN)
+        page.click("#token-form button")
+        page.wait_for_selector('[data-testid="split-digits"]')
+        assert page.inner_text('[data-testid="split-digits"]') == "1: 50.0%, 2: 50.0%"
+        assert page.inner_text('[data-testid="shadow-digits"]').startswith("2 (100.0%): 0 mirrored")
+        assert page.inner_text('[data-testid="rollout-digits"]') == "\N{EN DASH}"

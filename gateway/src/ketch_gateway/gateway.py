@@ -33,6 +33,7 @@ from ketch_gateway.metrics import Metrics
 from ketch_gateway.observability.history import MetricsHistory
 from ketch_gateway.observability.recent_errors import RecentErrors
 from ketch_gateway.observability.state_metrics import GatewayStateCollector
+from ketch_gateway.rollouts.manager import Rollouts
 from ketch_gateway.serving.context import ServingContext
 from ketch_gateway.serving.discovery import DiscoverySettings
 from ketch_gateway.serving.models import Model
@@ -109,6 +110,9 @@ class Gateway:
             open_store(self.settings.state, user_state_ttl_s=self.settings.user_state_ttl_s),
             self.metrics,
         )
+        self.rollouts = Rollouts(self.models, self.store, self.metrics)
+        for served in self.models.values():
+            self.rollouts.configure(served)
         self.apps: Catalog[App] = Catalog("app")
         for app in config.apps:
             self.apps.add(app.name, self.new_app(app))
@@ -151,6 +155,7 @@ class Gateway:
         self.started_at = time.time()
         self.store.start_watching()
         await self.admin_log.start()
+        self.rollouts.start(self.change)
         loop = asyncio.get_running_loop()
         self._prober = loop.create_task(self._probe_forever())
         self._sampler = loop.create_task(self._sample_forever())
@@ -178,6 +183,7 @@ class Gateway:
         await self.admin_log.stop()
         await cancel_and_wait(self._prober)
         await cancel_and_wait(self._sampler)
+        await self.rollouts.stop()
         await asyncio.gather(*(model.stop() for model in self.models.values()))
         for app in self.apps.values():
             if app.corrector is not None:

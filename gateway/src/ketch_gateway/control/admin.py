@@ -27,6 +27,7 @@ from ketch_gateway.errors import (
     NotFound,
     UnprocessableContent,
 )
+from ketch_gateway.rollouts.admin_changes import ROLLOUT_OPERATIONS
 
 if TYPE_CHECKING:
     from ketch_gateway.gateway import Gateway
@@ -67,6 +68,7 @@ async def add_model(gateway: Gateway, body: dict[str, Any]) -> dict[str, Any]:
                 await model.stop()
                 raise
     gateway.models.add(config.name, model)
+    gateway.rollouts.configure(model)
     return model.describe()
 
 
@@ -78,6 +80,7 @@ async def remove_model(gateway: Gateway, body: dict[str, Any]) -> dict[str, Any]
     if users:
         raise Conflict(f"model {name!r} is linked to app(s) {', '.join(users)}; unlink it first")
     await gateway.models.remove(name).stop()
+    await gateway.rollouts.forget(name)
     return {"removed": name}
 
 
@@ -94,6 +97,7 @@ async def add_version(gateway: Gateway, body: dict[str, Any]) -> dict[str, Any]:
 async def set_version(gateway: Gateway, body: dict[str, Any]) -> dict[str, Any]:
     """Serve another version when a request names none (roll out or back)."""
     model = gateway.models.find(_text(body, "model"))
+    gateway.rollouts.check_no_rollout(model.name)
     model.set_current(_text(body, "version"))
     return model.describe()
 
@@ -219,5 +223,6 @@ ADMIN_OPERATIONS: dict[str, Operation] = {
     "remove_app": remove_app,
     "link": link,
     "unlink": unlink,
+    **ROLLOUT_OPERATIONS,
 }
 """Every admin change, by the name the state store records it under."""

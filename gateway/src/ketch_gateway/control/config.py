@@ -37,6 +37,13 @@ from ketch_gateway.control.toml_lines import TomlLines
 from ketch_gateway.control.tracing_config import read_tracing
 from ketch_gateway.control.wrapper_env import WrapperSettings, read_wrapper_settings
 from ketch_gateway.correction.registry import PASS_THROUGH, POLICIES, TASKS
+from ketch_gateway.rollouts.config import (
+    RolloutConfig,
+    ShadowConfig,
+    read_rollout,
+    read_shadow,
+    read_split,
+)
 from ketch_gateway.serving.discovery import check_address
 from ketch_gateway.stores.contract import is_redis_location
 
@@ -62,6 +69,7 @@ __all__ = [
 ]
 
 BATCH_POLICIES: Final = ("aimd", "fixed", "none")
+ROLLOUT_KEYS: Final = frozenset({"shadow", "split", "rollout"})
 DASHBOARD_ACCESS: Final = ("token", "open", "off")
 DEFAULT_ADMIN_TOKEN_VARIABLE: Final = "KETCH_ADMIN_TOKEN"
 
@@ -155,6 +163,9 @@ class ModelConfig:
     timeout_ms: float = 30_000.0
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
+    shadow: ShadowConfig | None = None
+    split: Mapping[str, float] | None = None
+    rollout: RolloutConfig | None = None
 
     def version(self, name: str) -> VersionConfig | None:
         """The version called ``name``."""
@@ -397,7 +408,8 @@ def read_cache(reader: Reader) -> CacheConfig:
 def read_model(reader: Reader, base: Path, admin: AdminPolicy | None = None) -> ModelConfig:
     """One ``[[models]]`` table (``admin``: what the admin API may launch, for one sent to it)."""
     reader.check_keys(
-        {"name", "version", "versions", "timeout_ms", "batching", "cache"}, {"name", "versions"}
+        {"name", "version", "versions", "timeout_ms", "batching", "cache"} | ROLLOUT_KEYS,
+        {"name", "versions"},
     )
     name = reader.string("name")
     versions = tuple(
@@ -419,8 +431,23 @@ def read_model(reader: Reader, base: Path, admin: AdminPolicy | None = None) -> 
         read_batching(reader.child("batching")) if "batching" in reader.data else BatchingConfig()
     )
     cache = read_cache(reader.child("cache")) if "cache" in reader.data else CacheConfig()
+    shadow = read_shadow(reader.child("shadow"), seen, current) if "shadow" in reader.data else None
+    split = read_split(reader.child("split"), seen) if "split" in reader.data else None
+    rollout = (
+        read_rollout(reader.child("rollout"), seen, current) if "rollout" in reader.data else None
+    )
+    if split is not None and rollout is not None:
+        raise reader.error("split", "a model with a rollout is split by it; give one or the other")
     return ModelConfig(
-        name, versions, current, reader.number("timeout_ms", 30_000.0, minimum=0), batching, cache
+        name,
+        versions,
+        current,
+        reader.number("timeout_ms", 30_000.0, minimum=0),
+        batching,
+        cache,
+        shadow,
+        split,
+        rollout,
     )
 
 

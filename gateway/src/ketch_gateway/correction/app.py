@@ -115,9 +115,12 @@ class App:
     async def _predict_alone(self, query: Query, deadline: float) -> AppAnswer:
         rows = query.rows
         name = self._first_model()
-        version = self.current_version(name)
+        model = self.models.find(name)
+        version = model.route(query.user)
         objective = f"the latency objective of {self.objective_s * 1000:g} ms"
         loop = asyncio.get_running_loop()
+        began = loop.time()
+        inputs = None
         try:
             async with asyncio.timeout_at(deadline):
                 signature = await version.require_signature()
@@ -125,24 +128,37 @@ class App:
                 timeout = max(deadline - loop.time(), 0.001)
                 prediction = await version.predictor.predict(inputs, timeout=timeout)
         except TimeoutError:
-            return self._fallback(
+            answer = self._fallback(
                 len(rows), query.id, f"model {name!r} did not answer within {objective}", name
             )
         except _FALLBACK_ERRORS as error:
-            return self._fallback(
+            answer = self._fallback(
                 len(rows),
                 query.id,
                 f"model {name!r} could not answer ({error.message})",
                 name,
                 error.headers.get("Retry-After", "1"),
             )
-        return AppAnswer(
-            rows_from_outputs(prediction.outputs, len(rows)),
-            False,
-            query.id,
-            model=name,
-            sources=prediction.sources,
-        )
+        else:
+            answer = AppAnswer(
+                rows_from_outputs(prediction.outputs, len(rows)),
+                False,
+                query.id,
+                model=name,
+                sources=prediction.sources,
+            )
+        watch = model.watch
+        if watch is not None:
+            watch.answered(
+                version.version,
+                loop.time() - began,
+                query_id=query.id,
+                rows=rows,
+                inputs=inputs,
+                answers=answer.rows,
+                default=answer.default,
+            )
+        return answer
 
     async def _predict_corrected(
         self, corrector: Corrector, query: Query, deadline: float

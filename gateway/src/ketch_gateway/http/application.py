@@ -24,6 +24,7 @@ from ketch_gateway.http.content_coding import ResponseCompression
 from ketch_gateway.http.dashboard_api import dashboard_routes
 from ketch_gateway.http.oip import oip_routes
 from ketch_gateway.http.openapi import gateway_paths, openapi_document
+from ketch_gateway.http.rollouts_api import rollout_routes
 from ketch_gateway.metrics import CONTENT_TYPE
 
 __all__ = ["create_app"]
@@ -175,6 +176,7 @@ def create_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
         *app_routes(),
         *oip_routes(),
         *admin_routes(),
+        *rollout_routes(),
         *dashboard_routes(),
         Route("/metrics", _metrics, methods=["GET"]),
         Route("/openapi.json", _openapi, methods=["GET"]),

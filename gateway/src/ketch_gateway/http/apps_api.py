@@ -124,6 +124,7 @@ async def feedback(request: Request) -> Response:
             receipt = await app.feedback(example)
         except InvalidValue as error:
             raise (error if error.location[:1] == ("label",) else error.within("input")) from None
+        await gateway.rollouts.feedback(example)
         answer: dict[str, Any] = {
             "recorded": True,
             "feedback_id": receipt.feedback_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from starlette.requests import Request
@@ -111,7 +112,8 @@ async def _infer(
     request: Request, gateway: Gateway, name: str, version_name: str | None
 ) -> Response:
     model = gateway.models.find(name)
-    version = model.version(version_name)
+    version = model.version(version_name) if version_name else model.route(None)
+    began = time.perf_counter()
     body = await read_body(request, gateway.settings.max_body_bytes, INFER_BODY)
     parsed = parse_infer_request(body, request.headers.get(HEADER_LENGTH))
     signature = await version.require_signature()
@@ -134,6 +136,9 @@ async def _infer(
         timeout=model.timeout_s,
         outputs=[o.name for o in requested] if requested is not None else None,
     )
+    watch = model.watch
+    if watch is not None and not version_name:
+        watch.answered(version.version, time.perf_counter() - began)
     outputs = prediction.outputs
     if requested is None:
         binary = list(outputs) if parsed.binary_output else []

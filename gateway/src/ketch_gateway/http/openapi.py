@@ -199,6 +199,66 @@ _SCHEMAS: dict[str, Any] = {
 }
 
 
+def _rollout_paths() -> dict[str, Any]:
+    """Splits, shadows and rollouts (docs/rollouts.md)."""
+    base = "/admin/models/{model}"
+    shares = {"type": "object", "additionalProperties": {"type": "number"}}
+    rollout = {
+        "type": "object",
+        "required": ["to"],
+        "properties": {
+            "to": {"type": "string"},
+            "steps": {"type": "array", "items": {"type": "number"}},
+            "min_feedback": {"type": "integer"},
+            "max_error_increase": {"type": "number"},
+            "max_p99_ms": {"type": "number"},
+            "step_every_s": {"type": "number"},
+            "confidence": {"type": "number"},
+        },
+    }
+    shadow = {
+        "type": "object",
+        "required": ["version", "share"],
+        "properties": {
+            "version": {"type": "string"},
+            "share": {"type": "number"},
+            "queue": {"type": "integer"},
+        },
+    }
+
+    def steer(summary: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        return _operation(summary, tag="rollouts", body=body, admin=True, errors=(400, 404, 409))
+
+    return {
+        "/admin/rollouts": {
+            "get": _operation("Every model's split, shadow and rollout", tag="rollouts", admin=True)
+        },
+        base + "/rollout": {
+            "get": _operation("A model's split, shadow and rollout", tag="rollouts", admin=True),
+            "post": steer("Start a feedback-judged canary", rollout),
+        },
+        base + "/rollout/pause": {"post": steer("Hold the rollout at its step")},
+        base + "/rollout/resume": {"post": steer("Let a paused rollout go on")},
+        base + "/rollout/abort": {
+            "post": steer(
+                "Abort: the baseline takes all traffic",
+                {"type": "object", "properties": {"reason": {"type": "string"}}},
+            )
+        },
+        base + "/split": {
+            "put": steer(
+                "Split traffic by version, sticky per user",
+                {"type": "object", "properties": {"split": shares}},
+            ),
+            "delete": steer("Remove the split"),
+        },
+        base + "/shadow": {
+            "put": steer("Mirror a share of requests to another version", shadow),
+            "delete": steer("Stop mirroring"),
+        },
+    }
+
+
 def openapi_document(own_paths: dict[str, Any] | None = None) -> dict[str, Any]:
     """The OpenAPI 3.1 document; ``own_paths`` (:func:`gateway_paths`) are added to it."""
     model_path = "/v2/models/{model}"
@@ -358,6 +418,7 @@ def openapi_document(own_paths: dict[str, Any] | None = None) -> dict[str, Any]:
         "/admin/apps/{app}/links/{model}": {
             "delete": _operation("Unlink a model", tag="admin", admin=True)
         },
+        **_rollout_paths(),
     }
     version_path = model_path + "/versions/{version}"
     for suffix in ("", "/ready", "/infer"):

@@ -2,9 +2,11 @@
 
 Apps with their policy and what it has learnt (model weights, or each model's
 plays and mean reward), models with their versions and replicas (in rotation or
-not, each one's batch size target), queues and caches, request rates and
-latency percentiles over the last minutes, and the last errors. Every count is
-read from the instruments ``/metrics`` exposes, so the page and Prometheus agree.
+not, each one's batch size target), queues and caches, the splits, shadows and
+rollouts (as ``GET /admin/rollouts`` describes them, for the models that have
+one), request rates and latency percentiles over the last minutes, and the last
+errors. Every request count is read from the instruments ``/metrics`` exposes, so
+the page and Prometheus agree; a rollout's feedback counts are those in the store.
 """
 
 from __future__ import annotations
@@ -178,6 +180,7 @@ async def dashboard_snapshot(gateway: Gateway) -> dict[str, Any]:
         },
         "apps": [await _app(app, gateway, counts) for app in apps],
         "models": [_model(model, counts) for model in list(gateway.models.values())],
+        "rollouts": await gateway.rollouts.describe_steered(),
         "history": {"interval_s": gateway.history.interval, "series": gateway.history.series()},
         "errors": gateway.recent_errors.listing(),
     }

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
 
 from ketch import Capabilities, Signature, WrapperCallError
 from ketch_gateway.background import cancel_and_wait
@@ -21,8 +26,9 @@ from ketch_gateway.serving.discovery import (
 )
 from ketch_gateway.serving.predictor import Dispatcher, Predictor
 from ketch_gateway.serving.replicas import Replica, ReplicaSet
+from ketch_gateway.serving.split import Split
 
-__all__ = ["Model", "ModelVersion"]
+__all__ = ["AnswerWatch", "Model", "ModelVersion"]
 
 _log = logging.getLogger(__name__)
 
@@ -330,8 +336,35 @@ class ModelVersion:
         }
 
 
+class AnswerWatch(Protocol):
+    """Told of every answer to a request that named no version, while a model is watched.
+
+    Rollouts (:mod:`ketch_gateway.rollouts`) watch a model that has a split, a shadow
+    or a canary: to time each version, mirror requests and join feedback by query id.
+    It is called on the request path, so it must only note things and return.
+    """
+
+    def answered(
+        self,
+        version: str,
+        seconds: float,
+        *,
+        query_id: str | None = None,
+        rows: Sequence[Any] = (),
+        inputs: Mapping[str, np.ndarray] | None = None,
+        answers: Sequence[Any] = (),
+        default: bool = False,
+    ) -> None:
+        """``version`` answered in ``seconds`` (``answers``, one per row, for an app query)."""
+        ...
+
+
 class Model:
-    """A model: its versions and which one answers when a request names none."""
+    """A model: its versions and which one answers when a request names none.
+
+    ``split`` (shares by version, sticky per user) overrides the current version for
+    requests that name none; ``watch`` is told of their answers (see :class:`AnswerWatch`).
+    """
 
     def __init__(self, config: ModelConfig, context: ServingContext) -> None:
         self.name = config.name
@@ -342,6 +375,8 @@ class Model:
         self.batch_objective_s = 0.02
         self.versions = {v.version: self._version(v) for v in config.versions}
         self.started = False
+        self.split: Split | None = None
+        self.watch: AnswerWatch | None = None
 
     def _version(self, config: VersionConfig) -> ModelVersion:
         version = ModelVersion(self.config, config, self.context)
@@ -363,6 +398,18 @@ class Model:
             known = ", ".join(self.versions)
             raise NotFound(f"model {self.name!r} has no version {key!r} (versions: {known})")
         return found
+
+    def route(self, user: str | None) -> ModelVersion:
+        """The version that answers a request naming none: by the split, else the current one.
+
+        A user stays on one version while the split is unchanged; a request without a user
+        falls where chance puts it, with the split's odds.
+        """
+        split = self.split
+        if split is None:
+            return self.versions[self.current]
+        name = split.choose(user) if user is not None else split.choose_at(random.random())
+        return self.versions[name]
 
     async def start(self) -> None:
         """Start every version; the first failure, once every version has finished starting."""

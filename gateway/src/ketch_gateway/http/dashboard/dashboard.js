@@ -149,6 +149,46 @@ function renderModels(models) {
   document.querySelector("#models tbody").replaceChildren(...rows);
 }
 
+function shares(split) {
+  if (!split) return "–";
+  return Object.entries(split).map(([version, share]) => `${version}: ${percent(share)}`).join(", ");
+}
+
+function rolloutCell(rollout) {
+  if (!rollout) return "–";
+  const text = `${rollout.baseline} → ${rollout.canary}: ${rollout.status}, step ${rollout.step}, ${percent(rollout.share)}`;
+  return el("div", {}, text, rollout.reason ? el("div", { class: "muted" }, rollout.reason) : null);
+}
+
+function armText(arm) {
+  return `${count(arm.examples)} examples, error ${percent(arm.error_rate)}`;
+}
+
+function renderRollouts(rollouts) {
+  const body = document.querySelector("#rollouts tbody");
+  if (rollouts.length === 0) {
+    body.replaceChildren(el("tr", {}, el("td", { class: "muted", colspan: "6" }, "none")));
+    return;
+  }
+  body.replaceChildren(...rollouts.map((model) => {
+    const rollout = model.rollout;
+    const shadow = model.shadow;
+    return el("tr", { "data-rollout-model": model.model },
+      el("td", {}, model.model),
+      el("td", {}, model.version),
+      el("td", { "data-testid": `split-${model.model}` }, shares(model.split)),
+      el("td", { "data-testid": `rollout-${model.model}` }, rolloutCell(rollout)),
+      el("td", { "data-testid": `rollout-feedback-${model.model}` }, rollout
+        ? el("div", {}, el("div", {}, `baseline ${armText(rollout.feedback.baseline)}`),
+          el("div", {}, `canary ${armText(rollout.feedback.canary)}`))
+        : "–"),
+      el("td", { "data-testid": `shadow-${model.model}` }, shadow
+        ? `${shadow.version} (${percent(shadow.share)}): ${count(shadow.mirrored)} mirrored, ` +
+          `${count(shadow.dropped)} dropped, agreement ${percent(shadow.agreement_rate)}`
+        : "–"));
+  }));
+}
+
 function renderErrors(errors) {
   const list = document.getElementById("errors");
   if (errors.length === 0) {
@@ -184,6 +224,7 @@ function render(data) {
     ...(charts.length ? charts : [el("p", { class: "muted" }, `the first points appear after ${data.history.interval_s} s of traffic`)]));
   renderApps(data.apps);
   renderModels(data.models);
+  renderRollouts(data.rollouts || []);
   renderErrors(data.errors);
   document.getElementById("status").textContent =
     `updated ${new Date(data.generated_at * 1000).toLocaleTimeString("en-GB")}`;

@@ -1,0 +1,1 @@
+"""Safe rollouts: shadow traffic, fixed splits and feedback-judged canaries."""
