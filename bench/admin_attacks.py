@@ -26,7 +26,14 @@ from typing import Any
 
 import httpx
 
-from ketch_gateway import start_gateway
+from ketch_gateway import (
+    app_table,
+    config_text,
+    model_table,
+    start_gateway,
+    version_table,
+    write_config,
+)
 
 TOKEN = "bench-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -55,25 +62,15 @@ def prepare(folder: Path, legacy: bool) -> tuple[Path, Path, Path]:
     (models / "notes.skops").write_text("not a model\n")
     marker = folder / "code-ran.txt"
     (models / "evil.pkl").write_bytes(pickle.dumps(Marker(marker)))
-    admin = "" if legacy else f'[admin]\nmodel_roots = ["{models}"]\n'
-    config = folder / "ketch.toml"
-    config.write_text(
-        f"""
-[gateway]
-admin_token = "{TOKEN}"
-{admin}
-[[models]]
-name = "digits"
-  [[models.versions]]
-  version = "1"
-  plugin = "sklearn"
-  path = "{models / "digits.skops"}"
-
-[[apps]]
-name = "digits"
-models = ["digits"]
-latency_objective_ms = 5000
-"""
+    admin = None if legacy else {"model_roots": [str(models)]}
+    config = write_config(
+        folder,
+        config_text(
+            gateway={"admin_token": TOKEN},
+            admin=admin,
+            models=[model_table("digits", version_table("sklearn", models / "digits.skops"))],
+            apps=[app_table("digits", ["digits"], 5000)],
+        ),
     )
     return models, config, marker
 

@@ -45,7 +45,7 @@ from ketch_gateway.serving.replicas import Replica, ReplicaSet
 RESULTS = Path(__file__).parent / "results"
 OBJECTIVE_S = 0.020
 SOAK_CLIENTS = 8
-BATCHING_TABLE = '[models.batching]\n  policy = "aimd"\n  objective_ms = 10\n  step = 8\n'
+END_TO_END_BATCHING = {"policy": "aimd", "objective_ms": 10, "step": 8}
 
 CLIENTS = 64
 UNBOUNDED = "none, no deadline"
@@ -291,12 +291,7 @@ def end_to_end(seconds: float) -> dict[str, Any]:
     from ketch_gateway import start_gateway
 
     with tempfile.TemporaryDirectory(prefix="ketch-bench-") as folder:
-        config, body, _ = gateway_overhead.prepare(Path(folder))
-        # the first model ("digits") gets the benchmark's batching table
-        text = config.read_text().replace(
-            "[[models.versions]]", BATCHING_TABLE + "  [[models.versions]]", 1
-        )
-        config.write_text(text)
+        config, body, _ = gateway_overhead.prepare(Path(folder), END_TO_END_BATCHING)
         with start_gateway(config, echo_stderr=False) as gateway:
             url = f"{gateway.url}/v2/models/digits/infer"
             size = len(httpx.post(url, content=body).content)
@@ -316,21 +311,6 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-SOAK_MODEL = """
-[gateway]
-log_level = "warning"
-
-[[models]]
-name = "slow"
-  [models.batching]
-  policy = "fixed"
-  size = 2
-  max_queue = 64
-  [[models.versions]]
-  version = "1"
-  plugin = "ketch_conformance.reference:plugin"
-  path = "{path}"
-"""
 SOAK_PACING = {EXTRA_VARIABLE: pacing.REFERENCE, pacing.PREDICT_DELAY_VARIABLE: "slow=0.02"}
 """The pacing plugin makes every batch of the soak's model take 20 ms."""
 
@@ -348,14 +328,20 @@ def soak(seconds: float) -> dict[str, Any]:
     import gateway_overhead
 
     from ketch_conformance.reference import fit_softmax, save_softmax
-    from ketch_gateway import start_gateway
+    from ketch_gateway import config_text, model_table, start_gateway, version_table, write_config
 
     with tempfile.TemporaryDirectory(prefix="ketch-soak-") as folder:
         rows = np.random.default_rng(0).uniform(0, 1, (200, 64)).astype(np.float32)
         labels = rows.argmax(axis=1) % 10
         model = save_softmax(fit_softmax(rows, labels, 10, epochs=5), Path(folder) / "m.npz")
-        config = Path(folder) / "ketch.toml"
-        config.write_text(SOAK_MODEL.format(path=model))
+        slow = model_table(
+            "slow",
+            version_table("ketch_conformance.reference:plugin", model),
+            batching={"policy": "fixed", "size": 2, "max_queue": 64},
+        )
+        config = write_config(
+            Path(folder), config_text(gateway={"log_level": "warning"}, models=[slow])
+        )
         request = {"name": "input", "shape": [1, 64], "datatype": "FP32", "data": rows[0].tolist()}
         body = json.dumps({"inputs": [request]}).encode()
         with start_gateway(config, env=SOAK_PACING, echo_stderr=False) as gateway:

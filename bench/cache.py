@@ -103,43 +103,29 @@ def zipf_throughput(path: Path, rows: np.ndarray, seconds: float) -> dict[str, A
     """Part 1b: Apps API throughput on a Zipf stream, exact cache on against off."""
     import gateway_overhead
 
-    from ketch_gateway import start_gateway
+    from ketch_gateway import (
+        app_table,
+        config_text,
+        model_table,
+        start_gateway,
+        version_table,
+        write_config,
+    )
 
     bodies = zipf_bodies(rows, 20_000)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="ketch-cache-") as folder:
-        config = Path(folder) / "ketch.toml"
-        config.write_text(
-            f"""
-[gateway]
-log_level = "warning"
-
-[[models]]
-name = "cached"
-  [models.cache]
-  exact = true
-  [[models.versions]]
-  version = "1"
-  plugin = "sklearn"
-  path = "{path}"
-
-[[models]]
-name = "uncached"
-  [[models.versions]]
-  version = "1"
-  plugin = "sklearn"
-  path = "{path}"
-
-[[apps]]
-name = "cached"
-models = ["cached"]
-latency_objective_ms = 10000
-
-[[apps]]
-name = "uncached"
-models = ["uncached"]
-latency_objective_ms = 10000
-"""
+        version = version_table("sklearn", path)
+        config = write_config(
+            Path(folder),
+            config_text(
+                gateway={"log_level": "warning"},
+                models=[
+                    model_table("cached", version, cache={"exact": True}),
+                    model_table("uncached", version),
+                ],
+                apps=[app_table(name, [name], 10000) for name in ("cached", "uncached")],
+            ),
         )
         with start_gateway(config, echo_stderr=False) as gateway:
             for name in ("uncached", "cached"):

@@ -48,7 +48,15 @@ from overhead_scenarios_tensorflow import save_digits_mlp
 
 from ketch import EXTRA_VARIABLE
 from ketch_conformance import pacing
-from ketch_gateway import start_gateway
+from ketch_gateway import (
+    app_table,
+    config_text,
+    model_table,
+    start_gateway,
+    version_table,
+    write_config,
+)
+from ketch_gateway.control.config_writer import Table
 from ketch_gateway.correction.answers import AnswerReader
 from ketch_gateway.correction.policies import Exp4, Personalized
 from ketch_gateway.correction.registry import POLICIES
@@ -123,32 +131,25 @@ def train_models(digits: Digits, folder: Path) -> dict[str, Path]:
     return paths
 
 
-def model_tables(paths: Mapping[str, Path], slow: Sequence[str] = ()) -> str:
+def model_tables(paths: Mapping[str, Path], slow: Sequence[str] = ()) -> list[Table]:
     """``[[models]]`` tables for the base models; names in ``slow`` get a twin ``NAME_slow``.
 
     The twins are slowed by :func:`pacing_env`.
     """
-    options = {
-        "logreg": '{ method = "predict_proba" }',
-        "mlp": "{}",
-        "vw": '{ input = "dense", n_features = "64", learn = "false" }',
+    options: dict[str, dict[str, str]] = {
+        "logreg": {"method": "predict_proba"},
+        "mlp": {},
+        "vw": {"input": "dense", "n_features": "64", "learn": "false"},
     }
     plugins = {"logreg": "sklearn", "mlp": "tensorflow", "vw": "vw"}
-    tables = []
-    for name in MODELS:
-        for suffix in [""] + ["_slow"] * (name in slow):
-            tables.append(
-                f"""
-[[models]]
-name = "{name}{suffix}"
-  [[models.versions]]
-  version = "1"
-  plugin = "{plugins[name]}"
-  path = "{paths[name]}"
-  options = {options[name]}
-"""
-            )
-    return "".join(tables)
+    return [
+        model_table(
+            f"{name}{suffix}",
+            version_table(plugins[name], paths[name], options=options[name]),
+        )
+        for name in MODELS
+        for suffix in [""] + ["_slow"] * (name in slow)
+    ]
 
 
 def pacing_env(slow: Sequence[str]) -> dict[str, str]:
@@ -157,29 +158,21 @@ def pacing_env(slow: Sequence[str]) -> dict[str, str]:
     return {EXTRA_VARIABLE: pacing.REFERENCE, pacing.PREDICT_DELAY_VARIABLE: delays}
 
 
-def app_table(name: str, models: Sequence[str], policy: str, **extra: Any) -> str:
-    """One ``[[apps]]`` table."""
-    lines = [
-        "[[apps]]",
-        f'name = "{name}"',
-        f"models = {json.dumps(list(models))}",
-        f'policy = "{policy}"',
-        'task = "classification"',
-        "classes = 10",
-        f"latency_objective_ms = {extra.pop('objective_ms', 10_000)}",
-    ]
-    lines += [f"{key} = {json.dumps(value)}" for key, value in extra.items()]
-    return "\n".join(lines) + "\n"
-
-
-def write_config(folder: Path, name: str, models: str, apps: Sequence[str]) -> Path:
-    """A gateway configuration file."""
-    path = folder / f"{name}.toml"
-    state = folder / f"{name}-state.sqlite"
-    path.write_text(
-        f'[gateway]\nlog_level = "warning"\nstate = "{state}"\n{models}\n' + "\n".join(apps)
+def ensemble_app(name: str, models: Sequence[str], policy: str, **extra: Any) -> Table:
+    """One ``[[apps]]`` table: a ten-class classification over ``models`` with ``policy``."""
+    objective_ms = extra.pop("objective_ms", 10_000)
+    return app_table(
+        name, models, objective_ms, policy=policy, task="classification", classes=10, **extra
     )
-    return path
+
+
+def write_ensemble_config(
+    folder: Path, name: str, models: Sequence[Table], apps: Sequence[Table]
+) -> Path:
+    """A gateway configuration file ``NAME.toml`` with its own state file."""
+    gateway = {"log_level": "warning", "state": str(folder / f"{name}-state.sqlite")}
+    text = config_text(gateway=gateway, models=models, apps=apps)
+    return write_config(folder, text, f"{name}.toml")
 
 
 # --- 1. the ensemble ------------------------------------------------------------------------
@@ -527,11 +520,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="ketch-correction-") as name:
         folder = Path(name)
         paths = train_models(digits, folder)
-        config = write_config(
+        config = write_ensemble_config(
             folder,
             "learning",
             model_tables(paths),
-            [app_table("ensemble", MODELS, "exp4"), app_table("personal", MODELS, "personalized")],
+            [
+                ensemble_app("ensemble", MODELS, "exp4"),
+                ensemble_app("personal", MODELS, "personalized"),
+            ],
         )
         with start_gateway(config, echo_stderr=False) as gateway:
             gateway_run = ensemble_through_gateway(gateway.url, rows, labels)
@@ -539,14 +535,14 @@ def main() -> int:
         summary, series = ensemble(gateway_run, labels)
         personal = personalization(gateway_run["answers"], labels, args.users)
         slowed = ["logreg", "mlp_slow", "vw"]
-        config = write_config(
+        config = write_ensemble_config(
             folder,
             "stragglers",
             model_tables(paths, slow=["mlp"]),
             [
-                app_table("unslowed", MODELS, "exp4", objective_ms=OBJECTIVE_MS),
-                app_table("mitigated", slowed, "exp4", objective_ms=OBJECTIVE_MS),
-                app_table(
+                ensemble_app("unslowed", MODELS, "exp4", objective_ms=OBJECTIVE_MS),
+                ensemble_app("mitigated", slowed, "exp4", objective_ms=OBJECTIVE_MS),
+                ensemble_app(
                     "waiting",
                     slowed,
                     "exp4",

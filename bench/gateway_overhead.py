@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,40 +199,31 @@ def measure(
     return result
 
 
-def prepare(folder: Path) -> tuple[Path, bytes, bytes]:
-    """The digits model and config; the JSON body for /infer and the gRPC request bytes."""
+def prepare(folder: Path, batching: Mapping[str, Any] | None = None) -> tuple[Path, bytes, bytes]:
+    """The digits model and config; the JSON body for /infer and the gRPC request bytes.
+
+    ``batching`` is the digits model's batching table (the gateway's default when None).
+    """
     import skops.io
     from sklearn.datasets import load_digits
     from sklearn.linear_model import LogisticRegression
 
     from ketch.wire import infer_request
+    from ketch_gateway import config_text, model_table, version_table, write_config
 
     rows, labels = load_digits(return_X_y=True)
     rows = rows / 16.0
     skops.io.dump(LogisticRegression(max_iter=2000).fit(rows, labels), folder / "digits.skops")
-    config = folder / "ketch.toml"
-    config.write_text(
-        f"""
-[gateway]
-admin_token = "{ADMIN_TOKEN}"
-log_level = "warning"
-
-[[models]]
-name = "digits"
-  [[models.versions]]
-  version = "1"
-  plugin = "sklearn"
-  path = "digits.skops"
-
-[[models]]
-name = "unbatched"
-  [models.batching]
-  policy = "none"
-  [[models.versions]]
-  version = "1"
-  plugin = "sklearn"
-  path = "digits.skops"
-"""
+    digits = version_table("sklearn", "digits.skops")
+    config = write_config(
+        folder,
+        config_text(
+            gateway={"admin_token": ADMIN_TOKEN, "log_level": "warning"},
+            models=[
+                model_table("digits", digits, batching=batching),
+                model_table("unbatched", digits, batching={"policy": "none"}),
+            ],
+        ),
     )
     row = rows[:1]
     body = json.dumps(

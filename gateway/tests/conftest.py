@@ -8,7 +8,7 @@ import httpx
 import numpy as np
 import pytest
 import skops.io
-from gateway_test_support import ADMIN_TOKEN, SLOW_PLUGIN, gateway_env, sentences, write_config
+from gateway_test_support import ADMIN_TOKEN, SLOW_PLUGIN, gateway_env, sentences
 from in_process import LocalModels, gateway_client
 from sklearn.datasets import load_digits
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -16,7 +16,16 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
 from ketch_conformance.reference import fit_softmax, save_softmax
-from ketch_gateway import GatewayProcess, start_gateway
+from ketch_gateway import (
+    GatewayProcess,
+    app_table,
+    config_text,
+    model_table,
+    start_gateway,
+    version_table,
+    write_config,
+)
+from ketch_gateway.control.config_writer import Table
 
 
 @pytest.fixture(scope="session")
@@ -65,57 +74,25 @@ def softmax_model(models_dir: Path, digits: tuple[np.ndarray, np.ndarray]) -> Pa
     return save_softmax(model, models_dir / "softmax.npz")
 
 
-SERVING_APPS = """
-[[apps]]
-name = "digits"
-models = ["digits"]
-latency_objective_ms = 5000
-default_output = -1
-
-[[apps]]
-name = "topics"
-models = ["topics"]
-latency_objective_ms = 5000
-
-[[apps]]
-name = "slow-with-default"
-models = ["slow"]
-latency_objective_ms = 150
-default_output = "too slow"
-
-[[apps]]
-name = "slow-without-default"
-models = ["slow"]
-latency_objective_ms = 150
-"""
+SERVING_APPS = [
+    app_table("digits", ["digits"], 5000, default_output=-1),
+    app_table("topics", ["topics"], 5000),
+    app_table("slow-with-default", ["slow"], 150, default_output="too slow"),
+    app_table("slow-without-default", ["slow"], 150),
+]
 
 
-def serving_toml(digits: str, topics: str, slow: str) -> str:
-    """The read-mostly gateway: digits, topics and a slow model, each with a version table."""
-    return f"""
-[gateway]
-admin_token = "{ADMIN_TOKEN}"
-max_body_bytes = 200000
-
-[[models]]
-name = "digits"
-  [[models.versions]]
-  version = "1"
-{digits}
-
-[[models]]
-name = "topics"
-  [[models.versions]]
-  version = "1"
-{topics}
-
-[[models]]
-name = "slow"
-timeout_ms = 300
-  [[models.versions]]
-  version = "1"
-{slow}
-{SERVING_APPS}"""
+def serving_toml(digits: Table, topics: Table, slow: Table) -> str:
+    """The read-mostly gateway: digits, topics and a slow model, from their version tables."""
+    return config_text(
+        gateway={"admin_token": ADMIN_TOKEN, "max_body_bytes": 200000},
+        models=[
+            model_table("digits", digits),
+            model_table("topics", topics),
+            model_table("slow", slow, timeout_ms=300),
+        ],
+        apps=SERVING_APPS,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -125,14 +102,12 @@ def serving_config(
     topics_model: Path,
     softmax_model: Path,
 ) -> Path:
-    launched = '  plugin = "{}"\n  path = "{}"\n'
     return write_config(
         tmp_path_factory.mktemp("serving"),
         serving_toml(
-            launched.format("sklearn", digits_model)
-            + '  options = { method = "predict,predict_proba" }',
-            launched.format("sklearn", topics_model),
-            launched.format(SLOW_PLUGIN, softmax_model) + '  options = { predict_delay = "0.6" }',
+            version_table("sklearn", digits_model, options={"method": "predict,predict_proba"}),
+            version_table("sklearn", topics_model),
+            version_table(SLOW_PLUGIN, softmax_model, options={"predict_delay": "0.6"}),
         ),
     )
 
@@ -166,7 +141,7 @@ def local_serving(
     )
     topics = local_models.serve("topics", "sklearn", topics_model)
     slow = local_models.serve("slow", SLOW_PLUGIN, softmax_model, options={"predict_delay": "0.6"})
-    text = serving_toml(*(f'  addresses = ["{a}"]' for a in (digits, topics, slow)))
+    text = serving_toml(*(version_table(addresses=[a]) for a in (digits, topics, slow)))
     with gateway_client(text, tmp_path_factory.mktemp("local-serving"), local_models) as client:
         yield client
 

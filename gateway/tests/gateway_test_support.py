@@ -7,13 +7,16 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 from in_process import LocalModels
 from prometheus_client.parser import text_string_to_metric_families
+
+from ketch_gateway import app_table, config_text, model_table, version_table, write_config
 
 SDK_TESTS = Path(__file__).resolve().parents[2] / "sdk" / "tests"
 SLOW_PLUGIN = "sdk_test_plugins:slow"
@@ -36,44 +39,24 @@ def sentences(count: int, seed: int) -> tuple[list[str], list[str]]:
     return texts, topics
 
 
-def write_config(folder: Path, text: str, name: str = "ketch.toml") -> Path:
-    """Write a configuration file; its path."""
-    path = folder / name
-    path.write_text(text)
-    return path
-
-
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
-def digits_config(folder: Path, model: Path, count: int = 1) -> Path:
+def digits_config(
+    folder: Path, model: Path, count: int = 1, batching: Mapping[str, Any] | None = None
+) -> Path:
     """A gateway with an admin token, the digits model (``count`` managed wrappers) and an app.
 
     The admin API may launch wrappers from the model's folder.
     """
-    return write_config(
-        folder,
-        f"""
-[gateway]
-admin_token = "{ADMIN_TOKEN}"
-
-[admin]
-model_roots = ["{model.parent}"]
-
-[[models]]
-name = "digits"
-  [[models.versions]]
-  version = "1"
-  plugin = "sklearn"
-  path = "{model}"
-  count = {count}
-
-[[apps]]
-name = "digits"
-models = ["digits"]
-latency_objective_ms = 5000
-""",
+    digits = version_table("sklearn", model, count=count)
+    text = config_text(
+        gateway={"admin_token": ADMIN_TOKEN},
+        admin={"model_roots": [str(model.parent)]},
+        models=[model_table("digits", digits, batching=batching)],
+        apps=[app_table("digits", ["digits"], 5000)],
     )
+    return write_config(folder, text)
 
 
 def gateway_env() -> dict[str, str]:

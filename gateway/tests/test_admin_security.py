@@ -17,10 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_test_support import ADMIN_TOKEN, AUTH, metric, write_config
+from gateway_test_support import ADMIN_TOKEN, AUTH, metric
 from in_process import LocalModels, gateway_client
 
-from ketch_gateway import GatewayProcess, start_gateway
+from ketch_gateway import GatewayProcess, start_gateway, write_config
 from ketch_gateway.control.admin_policy import AdminPolicy
 from ketch_gateway.control.config import read_version
 from ketch_gateway.control.config_reader import ConfigError, Reader

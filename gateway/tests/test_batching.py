@@ -5,7 +5,6 @@ In process, but for losing a replica under load: that kills a real wrapper proce
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -17,10 +16,17 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_test_support import ADMIN_TOKEN, AUTH, SLOW_PLUGIN, digits_config, metric, write_config
+from gateway_test_support import ADMIN_TOKEN, AUTH, SLOW_PLUGIN, digits_config, metric
 from in_process import LocalModels, gateway_client
 
-from ketch_gateway import GatewayProcess, start_gateway
+from ketch_gateway import (
+    GatewayProcess,
+    app_table,
+    config_text,
+    model_table,
+    start_gateway,
+    version_table,
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,43 +38,23 @@ def batching_gateway(
 ) -> Iterator[httpx.Client]:
     digits = [local_models.serve("digits", "sklearn", digits_model, max_batch=16) for _ in "ab"]
     slow = local_models.serve("slow", SLOW_PLUGIN, softmax_model, options={"predict_delay": "0.4"})
-    text = f"""
-[gateway]
-admin_token = "{ADMIN_TOKEN}"
-
-[[models]]
-name = "digits"
-  [models.batching]
-  policy = "aimd"
-  objective_ms = 50
-  step = 8
-  delay_ms = 5
-  [[models.versions]]
-  version = "1"
-  addresses = {json.dumps(digits)}
-
-[[models]]
-name = "slow"
-  [models.batching]
-  policy = "fixed"
-  size = 1
-  max_queue = 3
-  [[models.versions]]
-  version = "1"
-  addresses = ["{slow}"]
-
-[[apps]]
-name = "digits"
-models = ["digits"]
-latency_objective_ms = 10000
-default_output = -1
-
-[[apps]]
-name = "slow"
-models = ["slow"]
-latency_objective_ms = 150
-default_output = "late"
-"""
+    models = [
+        model_table(
+            "digits",
+            version_table(addresses=digits),
+            batching={"policy": "aimd", "objective_ms": 50, "step": 8, "delay_ms": 5},
+        ),
+        model_table(
+            "slow",
+            version_table(addresses=[slow]),
+            batching={"policy": "fixed", "size": 1, "max_queue": 3},
+        ),
+    ]
+    apps = [
+        app_table("digits", ["digits"], 10000, default_output=-1),
+        app_table("slow", ["slow"], 150, default_output="late"),
+    ]
+    text = config_text(gateway={"admin_token": ADMIN_TOKEN}, models=models, apps=apps)
     with gateway_client(text, tmp_path_factory.mktemp("batching"), local_models) as client:
         yield client
 
@@ -168,19 +154,10 @@ def test_a_full_queue_sheds_load_with_retry_after(batching_gateway: httpx.Client
 @pytest.fixture
 def two_wrappers(tmp_path: Path, digits_model: Path) -> Iterator[GatewayProcess]:
     """A real gateway over two real wrappers of the digits model, batching adaptively."""
-    config = digits_config(tmp_path, digits_model, count=2).read_text()
-    config = config.replace('name = "digits"\n  [[models.versions]]', BATCHING_TABLE, 1)
-    with start_gateway(write_config(tmp_path, config)) as process:
+    batching = {"policy": "aimd", "objective_ms": 50, "step": 8, "delay_ms": 5}
+    config = digits_config(tmp_path, digits_model, count=2, batching=batching)
+    with start_gateway(config) as process:
         yield process
-
-
-BATCHING_TABLE = """name = "digits"
-  [models.batching]
-  policy = "aimd"
-  objective_ms = 50
-  step = 8
-  delay_ms = 5
-  [[models.versions]]"""
 
 
 def test_killing_one_of_two_replicas_under_load_loses_no_request(

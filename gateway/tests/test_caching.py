@@ -14,6 +14,8 @@ import pytest
 from gateway_test_support import ADMIN_TOKEN, AUTH, SLOW_PLUGIN, metric, sentences
 from in_process import LocalModels, gateway_client
 
+from ketch_gateway import app_table, config_text, model_table, version_table
+
 
 @pytest.fixture(scope="module")
 def caching_gateway(
@@ -30,84 +32,34 @@ def caching_gateway(
     topics = serve("topics", "sklearn", topics_model)
     slow = serve("slow", SLOW_PLUGIN, softmax_model, options={"predict_delay": "0.3"})
     learner = serve("learner", "ketch_conformance.reference:plugin", softmax_model)
-    text = f"""
-[gateway]
-admin_token = "{ADMIN_TOKEN}"
-
-[[models]]
-name = "digits"
-version = "1"
-  [models.cache]
-  exact = true
-  [[models.versions]]
-  version = "1"
-  addresses = ["{digits_1}"]
-  [[models.versions]]
-  version = "2"
-  addresses = ["{digits_2}"]
-
-[[models]]
-name = "similar"
-  [models.cache]
-  approximate = true
-  threshold = 0.97
-  [[models.versions]]
-  version = "1"
-  addresses = ["{similar}"]
-
-[[models]]
-name = "topics"
-  [models.cache]
-  approximate = true
-  text_threshold = 0.99
-  [[models.versions]]
-  version = "1"
-  addresses = ["{topics}"]
-
-[[models]]
-name = "slow"
-  [models.cache]
-  ttl_s = 0.5
-  [models.batching]
-  policy = "fixed"
-  size = 1
-  [[models.versions]]
-  version = "1"
-  addresses = ["{slow}"]
-
-[[models]]
-name = "learner"
-  [models.cache]
-  exact = true
-  [[models.versions]]
-  version = "1"
-  addresses = ["{learner}"]
-
-[[apps]]
-name = "digits"
-models = ["digits"]
-latency_objective_ms = 10000
-
-[[apps]]
-name = "similar"
-models = ["similar"]
-latency_objective_ms = 10000
-
-[[apps]]
-name = "topics"
-models = ["topics"]
-latency_objective_ms = 10000
-
-[[apps]]
-name = "slow"
-models = ["slow"]
-latency_objective_ms = 10000
-
-[[apps]]
-name = "learner"
-models = ["learner"]
-latency_objective_ms = 10000
-"""
+    models = [
+        model_table(
+            "digits",
+            version_table(addresses=[digits_1]),
+            version_table(addresses=[digits_2], version="2"),
+            version="1",
+            cache={"exact": True},
+        ),
+        model_table(
+            "similar",
+            version_table(addresses=[similar]),
+            cache={"approximate": True, "threshold": 0.97},
+        ),
+        model_table(
+            "topics",
+            version_table(addresses=[topics]),
+            cache={"approximate": True, "text_threshold": 0.99},
+        ),
+        model_table(
+            "slow",
+            version_table(addresses=[slow]),
+            cache={"ttl_s": 0.5},
+            batching={"policy": "fixed", "size": 1},
+        ),
+        model_table("learner", version_table(addresses=[learner]), cache={"exact": True}),
+    ]
+    apps = [app_table(model["name"], [model["name"]], 10000) for model in models]
+    text = config_text(gateway={"admin_token": ADMIN_TOKEN}, models=models, apps=apps)
     with gateway_client(text, tmp_path_factory.mktemp("caching"), local_models) as client:
         yield client
 

@@ -15,12 +15,21 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from gateway_test_support import ADMIN_TOKEN, write_config
+from gateway_test_support import ADMIN_TOKEN
 from in_process import LocalModels, gateway_client
 from vowpalwabbit import pyvw
 
 from ketch import LabelSpec, TensorSpec
-from ketch_gateway import GatewayProcess, start_gateway
+from ketch_gateway import (
+    GatewayProcess,
+    app_table,
+    config_text,
+    model_table,
+    start_gateway,
+    version_table,
+    write_config,
+)
+from ketch_gateway.control.config_writer import Table
 from ketch_gateway.correction.answers import AnswerReader
 from ketch_gateway.correction.label_mapping import LabelMapping, LabelRefused
 from ketch_vw import dense_example, sidecar_path
@@ -43,16 +52,9 @@ def vw_digits(tmp_path_factory: pytest.TempPathFactory, digits: Any) -> Path:
     return path
 
 
-def app(name: str, classes: int) -> str:
-    return f"""
-[[apps]]
-name = "{name}"
-models = ["vw"]
-latency_objective_ms = 10000
-policy = "exp4"
-classes = {classes}
-forward_feedback = true
-"""
+def app(name: str, classes: int, model: str = "vw") -> Table:
+    """An exp4 app over ``model`` with ``classes`` classes that forwards its feedback."""
+    return app_table(name, [model], 10000, policy="exp4", classes=classes, forward_feedback=True)
 
 
 @pytest.fixture(scope="module")
@@ -60,20 +62,12 @@ def forwarding(
     tmp_path_factory: pytest.TempPathFactory, vw_digits: Path
 ) -> Iterator[GatewayProcess]:
     """A real gateway over a real VW wrapper, with a 10-class app and a 12-class one."""
-    text = f"""
-[gateway]
-admin_token = "{ADMIN_TOKEN}"
-
-[[models]]
-name = "vw"
-  [[models.versions]]
-  version = "1"
-  plugin = "vw"
-  path = "{vw_digits}"
-  options = {{ input = "dense", n_features = "64" }}
-{app("digits", 10)}
-{app("wide", 12)}
-"""
+    vw = version_table("vw", vw_digits, options={"input": "dense", "n_features": "64"})
+    text = config_text(
+        gateway={"admin_token": ADMIN_TOKEN},
+        models=[model_table("vw", vw)],
+        apps=[app("digits", 10), app("wide", 12)],
+    )
     config = write_config(tmp_path_factory.mktemp("forwarding"), text)
     with start_gateway(config) as process:
         yield process
@@ -157,14 +151,10 @@ def test_a_label_the_wrapper_refuses_is_reported(
     tmp_path: Path, softmax_model: Path, local_models: LocalModels, digits: Any
 ) -> None:
     learner = local_models.serve("learner", "ketch_conformance.reference:plugin", softmax_model)
-    text = f"""
-[[models]]
-name = "learner"
-  [[models.versions]]
-  version = "1"
-  addresses = ["{learner}"]
-{app("wide", 12).replace('"vw"', '"learner"')}
-"""
+    text = config_text(
+        models=[model_table("learner", version_table(addresses=[learner]))],
+        apps=[app("wide", 12, model="learner")],
+    )
     row = digits[0][17].astype(np.float32).tolist()
     with gateway_client(text, tmp_path, local_models) as gateway:
         refused = gateway.post("/apps/wide/feedback", json={"input": row, "label": 11})

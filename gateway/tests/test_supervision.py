@@ -11,9 +11,16 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_test_support import AUTH, digits_config, write_config
+from gateway_test_support import AUTH, digits_config
 
-from ketch_gateway import GatewayProcess, start_gateway
+from ketch_gateway import (
+    GatewayProcess,
+    config_text,
+    model_table,
+    start_gateway,
+    version_table,
+    write_config,
+)
 
 
 @pytest.fixture
@@ -90,17 +97,8 @@ def test_sigkill_leaves_no_orphans(supervised: GatewayProcess) -> None:
 def test_a_wrapper_that_cannot_start_stops_the_gateway(tmp_path: Path) -> None:
     broken = tmp_path / "broken.skops"
     broken.write_bytes(b"not a skops file")
-    config = write_config(
-        tmp_path,
-        f"""
-[[models]]
-name = "broken"
-  [[models.versions]]
-  version = "1"
-  plugin = "sklearn"
-  path = "{broken}"
-""",
-    )
+    broken_model = model_table("broken", version_table("sklearn", broken))
+    config = write_config(tmp_path, config_text(models=[broken_model]))
     from ketch import WrapperStartError
 
     with pytest.raises(

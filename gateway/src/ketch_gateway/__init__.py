@@ -16,6 +16,13 @@ from ketch_gateway.control.config import (
     load_config,
     parse_config,
 )
+from ketch_gateway.control.config_writer import (
+    app_table,
+    config_text,
+    model_table,
+    version_table,
+    write_config,
+)
 from ketch_gateway.control.process import GatewayProcess, start_gateway
 from ketch_gateway.control.wrapper_env import WrapperSettings
 from ketch_gateway.gateway import Gateway
@@ -33,8 +40,13 @@ __all__ = [
     "ModelConfig",
     "VersionConfig",
     "WrapperSettings",
+    "app_table",
+    "config_text",
     "create_app",
     "load_config",
+    "model_table",
     "parse_config",
     "start_gateway",
+    "version_table",
+    "write_config",
 ]
