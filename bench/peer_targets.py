@@ -12,11 +12,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -28,9 +30,19 @@ import httpx
 
 from peer_envs import PEER_ENVIRONMENTS, ensure_environment
 
-__all__ = ["MAX_BATCH", "TARGETS", "WAIT_MS", "Running", "Target", "free_port"]
+__all__ = [
+    "MAX_BATCH",
+    "TARGETS",
+    "WAIT_MS",
+    "Running",
+    "Target",
+    "descendants",
+    "free_port",
+    "ketch_at",
+]
 
 SERVERS = Path(__file__).parent / "peer_servers"
+ROOT = Path(__file__).resolve().parent.parent
 MAX_BATCH = 64
 """Rows per batch at most, for every system (the most connections the load uses)."""
 WAIT_MS = 5.0
@@ -70,7 +82,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
     """The processes below ``pid`` now (from /proc), deepest last."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -94,7 +106,7 @@ def _signal_all(pids: list[int], signum: signal.Signals) -> None:
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
     """Stop ``process`` and every process it started, even those in sessions of their own."""
-    started = _descendants(process.pid)
+    started = descendants(process.pid)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
     _signal_all(started, signal.SIGTERM)
@@ -130,12 +142,13 @@ def _process(
             _stop(process)
 
 
-def _last_lines(log: Path, count: int = 3) -> str:
-    """The end of a server's output, to say why it failed."""
+def _last_lines(log: Path, count: int = 2) -> str:
+    """Why a server failed, from its output: its last error line, or else its last lines."""
     with contextlib.suppress(OSError):
-        text = log.read_bytes().decode(errors="replace")
+        text = log.read_bytes().decode(errors="replace").replace("\\n", "\n")
         lines = [line.strip() for line in text.splitlines() if line.strip()]
-        return " / ".join(lines[-count:])
+        errors = [line for line in lines if re.search(r"\w(Error|Exception)\b", line)]
+        return errors[-1][-300:] if errors else " / ".join(lines[-count:])
     return ""
 
 
@@ -204,26 +217,46 @@ def _granian_ceiling(folder: Path, model: Path) -> contextlib.AbstractContextMan
 
 
 @contextlib.contextmanager
-def _ketch(folder: Path, model: Path) -> Iterator[Running]:
+def _ketch_gateway(
+    folder: Path, model: Path, env: dict[str, str] | None = None, label: str = ""
+) -> Iterator[Running]:
     """Ketch's gateway with its default batching, supervising one scikit-learn wrapper."""
-    from ketch_gateway import start_gateway
+    from ketch_gateway import config_text, model_table, start_gateway, version_table, write_config
 
-    config = folder / f"ketch-{model.stem}.toml"
-    config.write_text(
-        f"""
-[gateway]
-log_level = "warning"
-
-[[models]]
-name = "digits"
-  [[models.versions]]
-  version = "1"
-  plugin = "sklearn"
-  path = "{model.with_suffix(".skops").name}"
-"""
-    )
-    with start_gateway(config, echo_stderr=False) as gateway:
+    version = version_table("sklearn", model.with_suffix(".skops").name)
+    text = config_text(gateway={"log_level": "warning"}, models=[model_table("digits", version)])
+    config = write_config(folder, text, f"ketch-{model.stem}{label}.toml")
+    with start_gateway(config, echo_stderr=False, env=env) as gateway:
         yield Running(f"{gateway.url}{OIP_PATH}", "oip")
+
+
+def _ketch(folder: Path, model: Path) -> contextlib.AbstractContextManager[Running]:
+    return _ketch_gateway(folder, model)
+
+
+def ketch_at(revision: str) -> Target:
+    """Ketch's gateway as of a git revision of this checkout (an A/B row beside today's).
+
+    The revision's ``sdk`` and ``gateway`` sources are checked out into a temporary
+    worktree and put first on the gateway's ``PYTHONPATH``; its wrapper, which the
+    gateway starts without that variable, runs this checkout's code.
+    """
+
+    @contextlib.contextmanager
+    def start(folder: Path, model: Path) -> Iterator[Running]:
+        tree = Path(tempfile.mkdtemp(prefix="ketch-baseline-")) / "tree"
+        git = ["git", "-C", str(ROOT)]
+        subprocess.run([*git, "worktree", "add", "--detach", str(tree), revision], check=True)
+        try:
+            sources = [str(tree / "gateway" / "src"), str(tree / "sdk" / "src")]
+            env = {"PYTHONPATH": os.pathsep.join(sources)}
+            with _ketch_gateway(folder, model, env, "-baseline") as running:
+                yield running
+        finally:
+            subprocess.run([*git, "worktree", "remove", "--force", str(tree)], check=False)
+            shutil.rmtree(tree.parent, ignore_errors=True)
+
+    return Target(f"ketch@{revision}", "ketch", start, f"as of {revision} (A/B baseline)")
 
 
 def _mlserver(batching: bool) -> Callable[[Path, Path], contextlib.AbstractContextManager[Running]]:
@@ -301,6 +334,14 @@ def _bentoml(folder: Path, model: Path) -> contextlib.AbstractContextManager[Run
     )
 
 
+_PYTRITON_ENV = {
+    "LD_LIBRARY_PATH": ":".join(
+        filter(None, [sysconfig.get_config_var("LIBDIR"), os.environ.get("LD_LIBRARY_PATH")])
+    )
+}
+"""Triton's Python-backend stub loads ``libpython3.11.so`` from the library path: without
+this it may find the system's (another 3.11 release) under this interpreter's standard
+library and fail (``RLock`` has no ``_recursion_count``)."""
 _WAIT = f"max batch {MAX_BATCH}, wait {WAIT_MS:g} ms"
 
 TARGETS: dict[str, Target] = {
@@ -328,7 +369,7 @@ TARGETS: dict[str, Target] = {
         Target(
             "pytriton",
             "peer",
-            _batching_script("pytriton", "pytriton_server.py"),
+            _batching_script("pytriton", "pytriton_server.py", env=_PYTRITON_ENV),
             f"dynamic batcher: {_WAIT} queue delay",
         ),
     )

@@ -17,7 +17,10 @@ system's throughput and p99 as ratios to Ketch's in the same run. A system that 
 install, start or answer correctly gets a row saying so; the run goes on.
 
     python bench/peers.py [--seconds 10] [--connections 1 16 64] [--models logreg svc]
-                          [--only ketch mlserver ...] [--skip ray ...]
+                          [--only ketch mlserver ...] [--skip ray ...] [--baseline REV]
+
+``--baseline REV`` adds a row for Ketch's gateway as of a git revision, measured in the
+same run: the A/B comparison for a change to the gateway.
 
 Not run by CI (it installs several large packages); needs ``wrk`` (``apt-get install wrk``).
 """
@@ -40,7 +43,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from peer_targets import TARGETS, Running, Target
+from peer_targets import TARGETS, Running, Target, ketch_at
 from wrk_load import LoadResult, require_wrk, run_wrk
 
 RESULTS = Path(__file__).parent / "results"
@@ -194,6 +197,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--only", nargs="+", choices=list(TARGETS), help="these systems only")
     parser.add_argument("--skip", nargs="+", choices=list(TARGETS), default=[])
+    parser.add_argument(
+        "--baseline", help="also measure Ketch's gateway as of this git revision (A/B)"
+    )
     parser.add_argument("--check", type=int, default=50, help="rows checked against the model")
     parser.add_argument("--verbose", action="store_true", help="print a failure's traceback")
     return parser.parse_args(argv)
@@ -205,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     require_wrk()
     chosen = [t for t in TARGETS.values() if (not options.only or t.name in options.only)]
     chosen = [t for t in chosen if t.name not in options.skip]
+    if options.baseline:
+        chosen.insert(
+            next(i for i, t in enumerate(chosen) if t.kind != "ceiling"), ketch_at(options.baseline)
+        )
     started = time.time()
     load_before = Path("/proc/loadavg").read_text().split()[:3]
     rows: list[Row] = []
