@@ -8,7 +8,7 @@ checkout in editable mode with the workspace's pins (``constraints/dev.txt``), s
 change to Ketch's code is measured without reinstalling. The gateway gets one too.
 
 For each, with a small model built in this process (the ``overhead_scenarios_*.py``
-builders), over ``--starts`` starts:
+builders), over ``--starts`` starts after one that is not counted (it compiles bytecode):
 
 - start-up: seconds from starting the process to its ready line (median);
 - RSS when ready, and after answering one prediction (median, MiB; VmRSS);
@@ -209,6 +209,8 @@ def measure(
                 command, ready = gateway_command(python, folder), GATEWAY_READY
             else:
                 command, ready = wrapper_command(python, scenario), WRAPPER_READY
+            with started(command, ready, folder / "stderr.log"):
+                pass  # the first start after installing compiles bytecode: not counted
             for _ in range(starts):
                 with started(command, ready, folder / "stderr.log") as (line, seconds, pid):
                     footprint.startup_s.append(seconds)
