@@ -153,7 +153,7 @@ def gateway_stages(model_path: Path, sent: list[bytes], batch: int) -> dict[str,
 
 def wrapper_stages(model_path: Path, sent: list[bytes], batch: int) -> dict[str, float]:
     """µs per call of each stage of the wrapper's ModelInfer at ``batch`` rows."""
-    from ketch import ModelRuntime, ModelSpec, select_framework
+    from ketch import ModelRuntime, ModelSpec, select_framework, validate_inputs, validate_outputs
     from ketch.proto import grpc_service_pb2 as pb
     from ketch.wire import decode_tensors, infer_request, infer_response
     from ketch_gateway.http.oip_codec import parse_infer_request
@@ -173,8 +173,10 @@ def wrapper_stages(model_path: Path, sent: list[bytes], batch: int) -> dict[str,
             lambda: decode_tensors(request.inputs, request.raw_input_contents)
         ),
         "model (plugin's batch_predict)": model_us,
-        "Ketch's checks around the plugin call": per_call_us(lambda: runtime.predict(inputs, None))
-        - model_us,
+        "Ketch's checks of inputs and outputs": per_call_us(
+            lambda: validate_inputs(runtime.signature, inputs)
+        )
+        + per_call_us(lambda: validate_outputs(runtime.signature, outputs, batch)),
         "response encoding": per_call_us(
             lambda: infer_response(
                 outputs, datatypes, model="digits", version="1"
