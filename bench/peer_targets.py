@@ -237,24 +237,28 @@ def _ketch(folder: Path, model: Path) -> contextlib.AbstractContextManager[Runni
 def ketch_at(revision: str) -> Target:
     """Ketch's gateway as of a git revision of this checkout (an A/B row beside today's).
 
-    The revision's ``sdk`` and ``gateway`` sources are checked out into a temporary
-    worktree and put first on the gateway's ``PYTHONPATH``; its wrapper, which the
-    gateway starts without that variable, runs this checkout's code.
+    The revision's ``sdk`` and ``gateway`` sources are exported (``git archive``, which
+    leaves the repository as it is) into a temporary folder and put first on the
+    gateway's ``PYTHONPATH``; its wrapper, which the gateway starts without that
+    variable, runs this checkout's code.
     """
 
     @contextlib.contextmanager
     def start(folder: Path, model: Path) -> Iterator[Running]:
-        tree = Path(tempfile.mkdtemp(prefix="ketch-baseline-")) / "tree"
-        git = ["git", "-C", str(ROOT)]
-        subprocess.run([*git, "worktree", "add", "--detach", str(tree), revision], check=True)
+        tree = Path(tempfile.mkdtemp(prefix="ketch-baseline-"))
         try:
+            archive = subprocess.run(
+                ["git", "-C", str(ROOT), "archive", revision, "sdk/src", "gateway/src"],
+                check=True,
+                capture_output=True,
+            ).stdout
+            subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
             sources = [str(tree / "gateway" / "src"), str(tree / "sdk" / "src")]
             env = {"PYTHONPATH": os.pathsep.join(sources)}
             with _ketch_gateway(folder, model, env, "-baseline") as running:
                 yield running
         finally:
-            subprocess.run([*git, "worktree", "remove", "--force", str(tree)], check=False)
-            shutil.rmtree(tree.parent, ignore_errors=True)
+            shutil.rmtree(tree, ignore_errors=True)
 
     return Target(f"ketch@{revision}", "ketch", start, f"as of {revision} (A/B baseline)")
 
