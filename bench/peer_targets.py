@@ -223,9 +223,11 @@ def _ketch_gateway(
     """Ketch's gateway with its default batching, supervising one scikit-learn wrapper."""
     from ketch_gateway import config_text, model_table, start_gateway, version_table, write_config
 
-    version = version_table("sklearn", model.with_suffix(".skops").name)
+    version = version_table("sklearn", model.with_suffix(".skops"))
     text = config_text(gateway={"log_level": "warning"}, models=[model_table("digits", version)])
-    config = write_config(folder, text, f"ketch-{model.stem}{label}.toml")
+    home = folder / f"ketch{label}"  # a folder of its own: its state store is beside it
+    home.mkdir(exist_ok=True)
+    config = write_config(home, text, f"ketch-{model.stem}.toml")
     with start_gateway(config, echo_stderr=False, env=env) as gateway:
         yield Running(f"{gateway.url}{OIP_PATH}", "oip")
 
