@@ -314,7 +314,6 @@ def test_the_adapter_rule_reads_a_series_the_gateway_exports(
     assert autoscaler["spec"]["metrics"][1]["resource"]["name"] == "cpu", "the CPU fallback"
 
 
-@pytest.mark.xfail(strict=True, reason="dns: addresses arrive with issue 16")
 def test_the_gateway_resolves_a_dns_address_into_one_replica_per_pod(
     gateway_image: Path,
     wrapper: tuple[WrapperProcess, list[str], dict[str, str]],

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
+import socket as stdlib_socket
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -80,48 +82,101 @@ def metric(gateway: str | httpx.Client, name: str, **labels: str) -> float:
     return total
 
 
-@contextlib.contextmanager
-def redis_server(folder: Path) -> Iterator[str]:
-    """A real Redis server on a Unix socket in ``folder``; its URL.
+def _accepts(path: Path) -> bool:
+    """Whether a server accepts connections on the Unix socket at ``path``."""
+    with stdlib_socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+class RedisServer:
+    """A real Redis server on a Unix socket in ``folder``, that a test can freeze or stop.
 
     Skips the test when ``redis-server`` is not installed, unless KETCH_REQUIRE_REDIS is
-    set (CI sets it after installing Redis), where that is a failure.
+    set (CI sets it after installing Redis), where that is a failure. With
+    ``appendonly`` what Redis acknowledged survives :meth:`kill` and :meth:`start`.
     """
-    import pytest
 
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if os.environ.get("KETCH_REQUIRE_REDIS"):
-            raise RuntimeError("redis-server is not installed, and KETCH_REQUIRE_REDIS is set")
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    socket = folder / "redis.sock"
-    process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            "0",
-            "--unixsocket",
-            str(socket),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(folder),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    def __init__(self, folder: Path, *, appendonly: bool = False) -> None:
+        import pytest
+
+        binary = shutil.which("redis-server")
+        if binary is None:
+            if os.environ.get("KETCH_REQUIRE_REDIS"):
+                raise RuntimeError("redis-server is not installed, and KETCH_REQUIRE_REDIS is set")
+            pytest.skip("redis-server is not installed (apt-get install redis-server)")
+        self.binary = binary
+        self.folder = folder
+        self.socket = folder / "redis.sock"
+        self.appendonly = appendonly
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Where the server listens."""
+        return f"unix://{self.socket}"
+
+    def start(self) -> None:
+        """Start the server (again) and return once it listens."""
+        self.socket.unlink(missing_ok=True)
+        self.process = subprocess.Popen(
+            [
+                self.binary, "--port", "0", "--unixsocket", str(self.socket),
+                "--save", "", "--dir", str(self.folder),
+                "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "always",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
         deadline = time.monotonic() + 10
-        while not socket.exists():
-            if time.monotonic() > deadline or process.poll() is not None:
+        while not _accepts(self.socket):  # the file appears before redis-server listens
+            if time.monotonic() > deadline or self.process.poll() is not None:
                 raise RuntimeError("redis-server did not start")
             time.sleep(0.01)
-        yield f"unix://{socket}"
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open, nothing answers."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a frozen server go on (SIGCONT)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        """Kill the server outright (SIGKILL)."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        """Stop the server (resumed first, if frozen)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def redis_server(folder: Path, *, appendonly: bool = False) -> Iterator[str]:
+    """A real Redis server on a Unix socket in ``folder``; its URL (see RedisServer)."""
+    with running_redis(folder, appendonly=appendonly) as server:
+        yield server.url
+
+
+@contextlib.contextmanager
+def running_redis(folder: Path, *, appendonly: bool = False) -> Iterator[RedisServer]:
+    """A started RedisServer, stopped at the end."""
+    server = RedisServer(folder, appendonly=appendonly)
+    server.start()
+    try:
+        yield server
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        server.stop()
 
 
 def serve_ensemble(
@@ -159,3 +214,56 @@ classes = 10
 default_output = -1
 {extra}
 """
+
+
+def wait_until(check: Callable[[], object], timeout: float = 30.0) -> None:
+    """Call ``check()`` until it is true; AssertionError (naming it) past ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout} s: {check}")
+        time.sleep(0.05)
+
+
+def two_versions_toml(address: str, state: str, extra: str = "") -> str:
+    """A gateway on the store ``state`` with digits versions 1 and 2 (both at ``address``),
+    an app ``digits`` over it, and the ``extra`` tables."""
+    return f"""
+[gateway]
+admin_token = "{ADMIN_TOKEN}"
+state = "{state}"
+
+[[models]]
+name = "digits"
+  [[models.versions]]
+  version = "1"
+  addresses = ["{address}"]
+  [[models.versions]]
+  version = "2"
+  addresses = ["{address}"]
+
+[[apps]]
+name = "digits"
+models = ["digits"]
+latency_objective_ms = 5000
+{extra}"""
+
+
+def digits_at(address: str, *, gateway: str = "", apps: str | None = None) -> str:
+    """A configuration: ``[gateway]`` settings, the digits model at ``address``, and apps.
+
+    Without ``apps``, one app called ``digits`` over the model.
+    """
+    if apps is None:
+        apps = '[[apps]]\nname = "digits"\nmodels = ["digits"]\nlatency_objective_ms = 5000\n'
+    return f"""
+[gateway]
+{gateway}
+
+[[models]]
+name = "digits"
+  [[models.versions]]
+  version = "1"
+  addresses = ["{address}"]
+
+{apps}"""

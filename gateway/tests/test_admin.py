@@ -195,6 +195,26 @@ def test_apps_and_links(admin: httpx.Client, digits: Any) -> None:
     assert "linked to app(s) digits, second" in busy.json()["error"]
 
 
+def test_an_apps_settings_change_in_place(admin: httpx.Client) -> None:
+    settings = {"name": "third", "models": ["digits"], "latency_objective_ms": 5000}
+    ok(admin.post("/admin/apps", json=settings))
+    changed = ok(
+        admin.put(
+            "/admin/apps/third",
+            json={"models": ["digits"], "latency_objective_ms": 800, "default_output": 0},
+        )
+    )
+    assert changed["latency_objective_ms"] == 800
+    assert changed["default_output"] == 0
+    listed = {app["name"]: app for app in ok(admin.get("/admin/apps"))["apps"]}
+    assert listed["third"]["latency_objective_ms"] == 800
+    renamed = admin.put("/admin/apps/third", json={**settings, "name": "fourth"})
+    assert renamed.status_code == 400
+    assert renamed.json()["error"] == "name: 'fourth' is not the app's name 'third'"
+    assert admin.put("/admin/apps/nope", json=settings).status_code == 404
+    ok(admin.delete("/admin/apps/third"))
+
+
 def test_bad_admin_bodies(admin: httpx.Client) -> None:
     missing = admin.post("/admin/models", json={"name": "x"})
     assert missing.status_code == 400

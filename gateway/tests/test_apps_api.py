@@ -103,7 +103,9 @@ def test_body_over_the_limit_is_413(http: httpx.Client) -> None:
             yield b"[" + b",".join([b"0.0"] * 64) + b"],"
         yield b"[0]]}"
 
-    streamed = http.post("/apps/digits/predict", content=chunks())
+    streamed = http.post(
+        "/apps/digits/predict", content=chunks(), headers={"content-type": "application/json"}
+    )
     assert streamed.status_code == 413
     assert "over the limit of 200000 bytes" in streamed.json()["error"]
 
@@ -126,7 +128,11 @@ def test_feedback_is_validated_and_recorded(http: httpx.Client, digits: Any) -> 
 
 def test_the_gateway_keeps_serving_after_bad_input(http: httpx.Client, digits: Any) -> None:
     for _ in range(3):
-        http.post("/apps/digits/predict", content=b"\x00\xff garbage")
+        http.post(
+            "/apps/digits/predict",
+            content=b"\x00\xff garbage",
+            headers={"content-type": "application/json"},
+        )
     rows, _ = digits
     answer = http.post("/apps/digits/predict", json={"input": rows[0].tolist()})
     assert answer.status_code == 200

@@ -16,6 +16,7 @@ from ketch_gateway.control.config import BatchingConfig
 from ketch_gateway.errors import BadRequest, GatewayTimeout, ServiceUnavailable
 from ketch_gateway.metrics import Metrics
 from ketch_gateway.serving.batcher import BatchingPredictor
+from ketch_gateway.serving.direct import DirectPredictor
 from ketch_gateway.serving.replicas import Replica, ReplicaSet
 
 pytestmark = pytest.mark.anyio
@@ -137,6 +138,27 @@ async def test_closing_answers_what_is_queued(slow_batcher: BatchingPredictor) -
     assert any(isinstance(o, ServiceUnavailable) and "shutting down" in o.message for o in outcomes)
 
 
+async def test_a_request_with_time_left_outlives_its_batchs_earlier_deadline(
+    local_models: LocalModels, softmax_model: Path
+) -> None:
+    """A batch's call ends at its earliest deadline; a later one is sent again, not failed."""
+    address = local_models.serve(
+        "slow", SLOW_PLUGIN, softmax_model, options={"predict_delay": "0.3"}
+    )
+    batcher = await batcher_over(local_models, [address], "slow", policy="fixed", size=2)
+    row = {"input": np.zeros((1, 64), np.float32)}
+    tight, patient = await asyncio.gather(
+        batcher.predict(row, timeout=0.1),
+        batcher.predict(row, timeout=10),
+        return_exceptions=True,
+    )
+    assert isinstance(tight, GatewayTimeout)
+    assert not isinstance(patient, BaseException)
+    assert len(patient.outputs["label"]) == 1
+    assert sent(batcher) == 2, "together, then the patient one again"
+    await batcher.close()
+
+
 async def test_a_batch_of_an_unreachable_replica_goes_to_another(
     local_models: LocalModels, digits_model: Path, digits: Any, digits_classifier: Any
 ) -> None:
@@ -166,3 +188,58 @@ async def test_a_request_the_wrapper_refuses_fails_alone(
     assert isinstance(outcomes[1], BadRequest)
     assert "FP32" in outcomes[1].message
     await batcher.close()
+
+
+async def test_a_removed_replica_finishes_the_batch_it_holds(
+    local_models: LocalModels, softmax_model: Path
+) -> None:
+    slow = [
+        local_models.serve("slow", SLOW_PLUGIN, softmax_model, options={"predict_delay": "0.3"})
+        for _ in range(2)
+    ]
+    batcher = await batcher_over(local_models, slow, "slow", policy="fixed", size=1)
+    row = {"input": np.zeros((1, 64), np.float32)}
+    pending = asyncio.ensure_future(batcher.predict(row, timeout=10))
+    while not any(replica.in_flight for replica in batcher.replicas.replicas):
+        await asyncio.sleep(0.01)
+    (busy,) = [replica for replica in batcher.replicas.replicas if replica.in_flight]
+    batcher.replicas.remove(busy.address)
+    batcher.replicas_changed()
+    draining = asyncio.ensure_future(busy.drain(timeout=10))
+
+    answer = await pending  # answered by the replica that left, not sent again
+    await draining
+    assert answer.outputs["probabilities"].shape == (1, 10)
+    assert sent(batcher) == 1
+    assert busy.retired
+    assert not busy.healthy
+    assert busy.in_flight == 0
+    await batcher.predict(row, timeout=10)  # the one left takes the next
+    latency = batcher.metrics.registry.get_sample_value(
+        "ketch_replica_latency_seconds_count",
+        {"model": "slow", "version": "1", "replica": batcher.replicas.replicas[0].address},
+    )
+    assert latency == 1
+    await batcher.close()
+
+
+async def test_without_batching_a_request_goes_to_another_replica_when_one_is_gone(
+    local_models: LocalModels, digits_model: Path, digits: Any, digits_classifier: Any
+) -> None:
+    addresses = [local_models.serve("digits", "sklearn", digits_model) for _ in range(2)]
+    replicas = ReplicaSet("model 'digits'")
+    for address in addresses:
+        replica = Replica(address, connect=local_models.connect)
+        assert await replica.probe()
+        replicas.add(replica)
+    local_models.served[addresses[1]].down = True
+    direct = DirectPredictor("digits", replicas)
+    rows = digits[0][:4]
+    answers = [await direct.predict({"input": rows[i : i + 1]}, timeout=10) for i in range(4)]
+    assert [int(a.outputs["predict"][0]) for a in answers] == digits_classifier.predict(
+        rows
+    ).tolist()
+    assert [r.healthy for r in replicas.replicas] == [True, False]
+    local_models.served[addresses[0]].down = True
+    with pytest.raises(ServiceUnavailable, match="no healthy replica"):
+        await direct.predict({"input": rows[:1]}, timeout=10)

@@ -94,6 +94,7 @@ async def test_a_bandit_learns_from_the_model_it_played(gateway: Gateway, digits
     query = Query([digits[0][7].tolist()])
     corrected = await corrector.predict(query, soon(5))
     played = corrected.asked[0]
+    await corrector.flush()  # which model answered is written in the background
     assert await gateway.store.recall_query(query.id) == {"model": played, "user": None}
     await corrector.observe(Feedback(digits[0][7].tolist(), int(digits[1][7]), None, query.id))
     state = await gateway.store.load_policy_state("exp3", SHARED)

@@ -104,8 +104,14 @@ def test_openapi_describes_the_apps_and_admin_api(http: httpx.Client) -> None:
         "/apps/{app}/feedback",
         "/admin/models",
         "/admin/apps/{app}/links",
+        "/apps/digits/predict",
+        "/v2/models/digits/infer",
+        "/v2/models/digits/versions/1/infer",
     ):
         assert path in paths
+    own = paths["/v2/models/digits/versions/1/infer"]["post"]["requestBody"]
+    tensor = own["content"]["application/json"]["schema"]["properties"]["inputs"]["items"]
+    assert tensor["properties"]["shape"] == {"const": [1, 64]}
     assert paths["/admin/models"]["post"]["security"] == [{"bearer": []}]
     for path, operations in paths.items():
         declared = set(re.findall(r"{(\w+)}", path))

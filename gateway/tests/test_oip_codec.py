@@ -38,7 +38,7 @@ def test_a_json_response_is_strict_json_with_the_outputs() -> None:
     predict, score, label = document["outputs"]
     assert predict == {"name": "predict", "datatype": "INT64", "shape": [2], "data": [3, 7]}
     assert score["shape"] == [2, 2]
-    assert score["data"] == [0.25, None, None, -1.5]  # not-a-number and infinities are null
+    assert score["data"] == [0.25, "NaN", "Infinity", -1.5]  # as protobuf's JSON mapping
     assert label["data"] == ["seven", "\u00e9t\u00e9"]
 
 

@@ -36,12 +36,16 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_admin_changes_keep_their_order(store: StateStore) -> None:
-    await store.record_admin_change("add_app", {"name": "a"})
-    await store.record_admin_change("link", {"app": "a", "model": "m"})
+    assert await store.admin_change_count() == 0
+    assert await store.record_admin_change("add_app", {"name": "a"}) == 1
+    assert await store.record_admin_change("link", {"app": "a", "model": "m"}) == 2
     assert await store.admin_changes() == [
         ("add_app", {"name": "a"}),
         ("link", {"app": "a", "model": "m"}),
     ]
+    assert await store.admin_changes(1) == [("link", {"app": "a", "model": "m"})]
+    assert await store.admin_changes(2) == []
+    assert await store.admin_change_count() == 2
 
 
 async def test_feedback_by_app_and_user(store: StateStore) -> None:
@@ -100,4 +104,64 @@ async def test_state_survives_reopening(tmp_path: Path) -> None:
             second = open_store(location)
             assert await second.load_policy_state("app", "u") == {"weights": [0.5, 0.5]}
             assert await second.admin_changes() == [("remove_app", {"app": "x"})]
+            await second.close()
+
+
+async def test_two_gateways_updating_one_state_in_redis_lose_no_update(tmp_path: Path) -> None:
+    def add_one(state: dict[str, Any] | None) -> dict[str, Any]:
+        return {"count": (state or {"count": 0})["count"] + 1}
+
+    with redis_server(tmp_path) as url:
+        stores = [open_store(url), open_store(url)]  # two gateways' connections
+        try:
+            await asyncio.gather(
+                *(store.update_policy_state("app", "ada", add_one) for store in stores * 100)
+            )
+            assert await stores[0].load_policy_state("app", "ada") == {"count": 200}
+        finally:
+            for store in stores:
+                await store.close()
+
+
+async def test_a_change_recorded_by_one_gateway_is_announced_to_the_others(
+    tmp_path: Path,
+) -> None:
+    with redis_server(tmp_path) as url:
+        writer, listener = open_store(url), open_store(url)
+        try:
+            async with listener.change_announcements() as inbox:
+                assert not await inbox.wait(0.01)  # nothing yet
+                await writer.record_admin_change("remove_app", {"app": "x"})
+                assert await inbox.wait(10)
+            assert await listener.admin_change_count() == 1
+        finally:
+            await writer.close()
+            await listener.close()
+
+
+async def test_the_admin_lock_holds_off_another_gateway(tmp_path: Path) -> None:
+    with redis_server(tmp_path) as url:
+        first, second = open_store(url), open_store(url)
+        order: list[str] = []
+
+        async def change(store: StateStore, name: str, hold: asyncio.Event | None) -> None:
+            async with store.admin_lock():
+                order.append(f"{name} in")
+                if hold is not None:
+                    await hold.wait()
+                order.append(f"{name} out")
+
+        try:
+            release = asyncio.Event()
+            holding = asyncio.ensure_future(change(first, "first", release))
+            while not order:
+                await asyncio.sleep(0.01)
+            waiting = asyncio.ensure_future(change(second, "second", None))
+            await asyncio.sleep(0.2)
+            assert order == ["first in"]  # the second waits for the lock
+            release.set()
+            await asyncio.gather(holding, waiting)
+            assert order == ["first in", "first out", "second in", "second out"]
+        finally:
+            await first.close()
             await second.close()

@@ -85,6 +85,14 @@ def test_negative_dimension_and_unknown_datatype() -> None:
         numpy_dtype("BF16")
 
 
+def test_shapes_too_large_for_numpy_are_invalid_input() -> None:
+    with pytest.raises(InvalidInputError, match="too large"):
+        decode_raw("x", "FP64", [0, 4611686018427387904], b"")
+    with pytest.raises(InvalidInputError, match="65 dimensions; at most 64"):
+        decode_raw("x", "FP64", [1] * 65, b"\x00" * 8)
+    assert decode_raw("x", "FP64", [0, 2**20], b"").shape == (0, 2**20)
+
+
 def test_unsupported_numpy_dtype() -> None:
     with pytest.raises(InvalidInputError, match="complex128"):
         datatype_of(np.dtype(np.complex128))

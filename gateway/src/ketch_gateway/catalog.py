@@ -46,6 +46,15 @@ class Catalog(Mapping[str, Item], Generic[Item]):
             raise Conflict(f"{self.kind} {name!r} already exists")
         self._items[name] = item
 
+    def replace(self, name: str, item: Item) -> Item:
+        """Put ``item`` in the place of the item called ``name`` (NotFound when there is none).
+
+        The item replaced, which requests already holding it finish with.
+        """
+        old = self.find(name)
+        self._items[name] = item
+        return old
+
     def remove(self, name: str) -> Item:
         """Take the item called ``name`` out (NotFound when there is none); the item."""
         item = self.find(name)

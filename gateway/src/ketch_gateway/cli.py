@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,9 +28,11 @@ import uvicorn
 import uvloop
 
 from ketch_gateway.control.config import ConfigError, GatewayConfig, load_config, state_location
+from ketch_gateway.control.security_config import TlsConfig
 from ketch_gateway.control.supervisor import WrapperStartFailed
 from ketch_gateway.gateway import Gateway
 from ketch_gateway.http.application import create_app
+from ketch_gateway.http.server_limits import connection_cap, limited_protocol
 
 HANDLED_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
 
@@ -51,6 +54,12 @@ def add_command(commands: Any) -> None:
     parser.add_argument("--log-level", help="debug, info, warning, error (overrides the file)")
     parser.add_argument(
         "--state", help="the state store: a SQLite file or a redis:// URL (overrides the file)"
+    )
+    parser.add_argument(
+        "--strict-dns",
+        action="store_true",
+        help="exit (status 2) when a dns: replica address does not resolve at start-up, "
+        "instead of waiting, not ready, until it does",
     )
     parser.set_defaults(handler=run_gateway)
 
@@ -82,6 +91,16 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _tls_options(tls: TlsConfig | None) -> dict[str, Any]:
+    """Uvicorn's settings for HTTPS (and client certificates, when a client CA is given)."""
+    if tls is None:
+        return {}
+    options: dict[str, Any] = {"ssl_certfile": str(tls.certificate), "ssl_keyfile": str(tls.key)}
+    if tls.client_ca is not None:
+        options |= {"ssl_ca_certs": str(tls.client_ca), "ssl_cert_reqs": ssl.CERT_REQUIRED}
+    return options
+
+
 def run_gateway(args: argparse.Namespace) -> int:
     """Run until SIGTERM; 0 after a clean stop, 1 when start-up failed, 2 for a bad config."""
     try:
@@ -95,6 +114,10 @@ def run_gateway(args: argparse.Namespace) -> int:
             settings=dataclasses.replace(
                 config.settings, state=state_location(args.state, Path.cwd())
             ),
+        )
+    if args.strict_dns:
+        config = dataclasses.replace(
+            config, settings=dataclasses.replace(config.settings, strict_dns=True)
         )
     settings = config.settings
     host = args.host or settings.host
@@ -112,7 +135,8 @@ def run_gateway(args: argparse.Namespace) -> int:
         return 2
     bound_host, bound_port = sock.getsockname()[:2]
     url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
-    url = f"http://{url_host}:{bound_port}"
+    scheme = "https" if settings.tls else "http"
+    url = f"{scheme}://{url_host}:{bound_port}"
     return uvloop.run(_serve(config, sock, url, level))
 
 
@@ -138,27 +162,38 @@ async def _serve(config: GatewayConfig, sock: socket.socket, url: str, level: st
         loop.add_signal_handler(sig, starting.cancel)
     try:
         await gateway.start()
-    except (asyncio.CancelledError, WrapperStartFailed, OSError) as error:
+    except (asyncio.CancelledError, WrapperStartFailed, OSError, ConfigError) as error:
         if not isinstance(error, asyncio.CancelledError):
             print(f"ketch gateway: cannot start: {error}", file=sys.stderr, flush=True)
         await gateway.stop()
-        return 0 if isinstance(error, asyncio.CancelledError) else 1
+        if isinstance(error, asyncio.CancelledError):
+            return 0
+        return 2 if isinstance(error, ConfigError) else 1
     finally:
         for sig in HANDLED_SIGNALS:
             loop.remove_signal_handler(sig)
+    settings = config.settings
+    max_connections = connection_cap(settings.limits)
+    server_config = uvicorn.Config(
+        create_app(gateway, manage_lifecycle=False),
+        http=limited_protocol(settings.limits, max_connections),
+        lifespan="on",
+        log_level=level,
+        access_log=level == "debug",
+        timeout_graceful_shutdown=30,
+        timeout_keep_alive=settings.limits.keep_alive_timeout_s,  # type: ignore[arg-type]
+        **_tls_options(settings.tls),
+    )
+    try:
+        server_config.load()
+    except (ssl.SSLError, OSError) as error:
+        print(f"ketch gateway: cannot serve HTTPS: {error}", file=sys.stderr, flush=True)
+        await gateway.stop()
+        return 2
+    server = _Server(server_config)
     _freeze_startup_objects()
     print(READY_PREFIX + json.dumps({"url": url, "pid": os.getpid()}), flush=True)
-    log.info("serving on %s", url)
-    server = _Server(
-        uvicorn.Config(
-            create_app(gateway, manage_lifecycle=False),
-            http="httptools",
-            lifespan="on",
-            log_level=level,
-            access_log=level == "debug",
-            timeout_graceful_shutdown=30,
-        )
-    )
+    log.info("serving on %s (at most %d connections)", url, max_connections)
     try:
         await server.serve(sockets=[sock])
     finally:

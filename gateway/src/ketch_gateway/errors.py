@@ -15,10 +15,12 @@ __all__ = [
     "Location",
     "NotFound",
     "PayloadTooLarge",
+    "RequestTimeout",
     "ServiceUnavailable",
     "TooManyRequests",
     "Unauthorized",
     "UnprocessableContent",
+    "UnsupportedMediaType",
     "format_location",
     "status_for_wrapper_code",
 ]
@@ -95,10 +97,22 @@ class Conflict(ApiError):
     status = 409
 
 
+class RequestTimeout(ApiError):
+    """The request's body did not arrive in time (408)."""
+
+    status = 408
+
+
 class PayloadTooLarge(ApiError):
     """The body is over the configured limit (413)."""
 
     status = 413
+
+
+class UnsupportedMediaType(ApiError):
+    """The body's Content-Type or Content-Encoding is not one the endpoint takes (415)."""
+
+    status = 415
 
 
 class UnprocessableContent(ApiError):
@@ -114,9 +128,19 @@ class TooManyRequests(ApiError):
 
 
 class BadGateway(ApiError):
-    """A wrapper the gateway started failed in a way that is not the request's fault (502)."""
+    """A wrapper failed in a way that is not the request's fault (502).
+
+    ``detail``, when given, is the wrapper's own message for a model call: it may name
+    exceptions and values of the model's process, which are the operator's business,
+    so it goes to the log, not to the caller. Without it, ``message`` is all there is
+    (an admin add that failed answers the wrapper's start error to the admin).
+    """
 
     status = 502
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class ServiceUnavailable(ApiError):
@@ -140,5 +164,5 @@ _STATUS_BY_WRAPPER_CODE = {
 
 
 def status_for_wrapper_code(code: str) -> type[ApiError]:
-    """The HTTP error for a wrapper's gRPC status; INTERNAL and the rest are 502-like 500s."""
-    return _STATUS_BY_WRAPPER_CODE.get(code, ApiError)
+    """The HTTP error for a wrapper's gRPC status; INTERNAL and the rest are 502s."""
+    return _STATUS_BY_WRAPPER_CODE.get(code, BadGateway)

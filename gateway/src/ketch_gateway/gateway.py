@@ -1,39 +1,59 @@
 """The gateway: its models, apps, state store and metrics, from start to stop.
 
 Admin changes (:mod:`ketch_gateway.control.admin`) are applied to the running
-gateway and appended to the state store; on start-up they are replayed over the
-configuration file, so a restart keeps them. A change that no longer applies
-(its model left the file) is skipped with a warning.
+gateway and appended to the state store's admin log; on start-up the log is
+replayed over the configuration file, so a restart keeps them, and while the
+gateway runs it follows the log (:mod:`ketch_gateway.control.admin_sync`), so
+that a change made on another gateway sharing the store is applied here too. A
+change that no longer applies (its model left the file) is skipped with a warning.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+from ketch import ClientTls
+from ketch_gateway.background import cancel_and_wait
 from ketch_gateway.catalog import Catalog
 from ketch_gateway.control.admin import ADMIN_OPERATIONS, as_recorded
+from ketch_gateway.control.admin_sync import AdminFollower
 from ketch_gateway.control.auth_throttle import AuthThrottle
-from ketch_gateway.control.config import AppConfig, GatewayConfig, ModelConfig
+from ketch_gateway.control.config import AppConfig, GatewayConfig, GatewaySettings, ModelConfig
 from ketch_gateway.control.config_reader import ConfigError
 from ketch_gateway.control.supervisor import RestartPolicy, StartGate
 from ketch_gateway.correction.app import App
-from ketch_gateway.errors import ApiError, BadRequest
+from ketch_gateway.errors import BadRequest, ServiceUnavailable
 from ketch_gateway.metrics import Metrics
 from ketch_gateway.serving.context import ServingContext
+from ketch_gateway.serving.discovery import DiscoverySettings
 from ketch_gateway.serving.models import Model
 from ketch_gateway.serving.replicas import Connect, connect_grpc
-from ketch_gateway.stores.contract import StateStore, open_store
+from ketch_gateway.stores.contract import AdminBusy, open_store
+from ketch_gateway.stores.guard import GuardedStore
 
 __all__ = ["Gateway"]
 
 _log = logging.getLogger(__name__)
 
-PROBE_INTERVAL_S = 1.0
-DEFAULT_BATCH_OBJECTIVE_S = 0.02
+PROBE_INTERVAL_S: Final = 1.0
+DEFAULT_BATCH_OBJECTIVE_S: Final = 0.02
+STORE_WAIT_S: Final = 60.0
+"""How long start-up waits for the state store to answer before giving up."""
+STORE_WAIT_REPORT_S: Final = 5.0
+
+
+def _with_tls(connect: Connect, settings: GatewaySettings) -> Connect:
+    """How replicas at configured addresses are reached: over TLS when ``wrapper_tls`` is set."""
+    tls = settings.wrapper_tls
+    if tls is None or connect is not connect_grpc:
+        return connect
+    client_tls = ClientTls(tls.ca, tls.certificate, tls.key, tls.server_name)
+    return functools.partial(connect_grpc, tls=client_tls)
 
 
 class Gateway:
@@ -58,17 +78,35 @@ class Gateway:
         self.auth_throttle = AuthThrottle(config.admin.auth_failures, config.admin.auth_window_s)
         wrappers = config.wrappers
         gate = StartGate(wrappers.environment(), wrappers.max_starting)
-        self.serving = ServingContext(self.metrics, restart or RestartPolicy(), connect, gate)
+        discovery = DiscoverySettings(self.settings.resolve_every_s, self.settings.strict_dns)
+        self.serving = ServingContext(
+            self.metrics,
+            restart or RestartPolicy(),
+            _with_tls(connect, self.settings),
+            gate,
+            discovery,
+            connect_managed=connect,
+        )
         self.models: Catalog[Model] = Catalog("model")
         for model in config.models:
             self.models.add(model.name, self.new_model(model))
-        self.store: StateStore = open_store(self.settings.state)
+        self.store = GuardedStore(
+            open_store(self.settings.state, user_state_ttl_s=self.settings.user_state_ttl_s),
+            self.metrics,
+        )
         self.apps: Catalog[App] = Catalog("app")
         for app in config.apps:
             self.apps.add(app.name, self.new_app(app))
         self._refresh_objectives()
         self.started = False
         self._changes = asyncio.Lock()
+        self.admin_log = AdminFollower(
+            self.store,
+            self.metrics,
+            apply=self._apply,
+            applied=self._refresh_objectives,
+            lock=self._changes,
+        )
         self._prober: asyncio.Task[None] | None = None
 
     def new_model(self, config: ModelConfig) -> Model:
@@ -80,32 +118,60 @@ class Gateway:
         return App(config, self.models, self.store)
 
     async def start(self) -> None:
-        """Replay the recorded admin changes, then start every model's replicas."""
-        for operation, body in await self.store.admin_changes():
-            try:
-                await self._apply(operation, body)
-            except (ApiError, ConfigError) as error:
-                _log.warning("skipping the recorded admin change %s %s: %s", operation, body, error)
-        self._refresh_objectives()
+        """Replay the recorded admin changes, then start every model's replicas.
+
+        Waits (up to a minute) for the state store to answer first: a gateway never
+        serves a configuration older than the admin changes made to it. Raises
+        ConnectionError when the store does not answer, ConfigError when a ``dns:``
+        address does not resolve under strict DNS.
+        """
+        await self._wait_for_store()
+        async with self._changes:
+            await self.admin_log.catch_up("startup")
         await asyncio.gather(*(model.start() for model in self.models.values()))
         self.started = True
+        self.store.start_watching()
+        await self.admin_log.start()
         self._prober = asyncio.get_running_loop().create_task(self._probe_forever())
+
+    async def _wait_for_store(self) -> None:
+        started = time.monotonic()
+        reported = started
+        while True:
+            try:
+                await self.store.backend.ping()
+                return
+            except self.store.unavailable_errors as error:
+                now = time.monotonic()
+                if now - started > STORE_WAIT_S:
+                    raise ConnectionError(
+                        f"the state store did not answer for {STORE_WAIT_S:g} s: {error}"
+                    ) from None
+                if now - reported > STORE_WAIT_REPORT_S:
+                    _log.warning("waiting for the state store to answer: %s", error)
+                    reported = now
+            await asyncio.sleep(0.5)
 
     async def stop(self) -> None:
         """Stop the managed wrappers, close the channels and the store."""
-        if self._prober is not None:
-            self._prober.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._prober
+        await self.admin_log.stop()
+        await cancel_and_wait(self._prober)
         await asyncio.gather(*(model.stop() for model in self.models.values()))
+        for app in self.apps.values():
+            if app.corrector is not None:
+                await app.corrector.flush()
         await self.store.close()
 
     async def _probe_forever(self) -> None:
         while True:
             await asyncio.sleep(PROBE_INTERVAL_S)
-            for model in list(self.models.values()):
-                for version in list(model.versions.values()):
-                    await version.replicas.probe_unhealthy()
+            await asyncio.gather(
+                *(
+                    version.replicas.probe_unhealthy()
+                    for model in list(self.models.values())
+                    for version in list(model.versions.values())
+                )
+            )
 
     def _refresh_objectives(self) -> None:
         """Aim each model's batches at half the tightest objective of the apps that use it."""
@@ -120,14 +186,30 @@ class Gateway:
         return all(model.version().replicas.healthy() for model in self.models.values())
 
     async def change(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Apply an admin change, record it, and describe the result."""
+        """Apply an admin change, record it, and describe the result.
+
+        Under the store's admin lock, after applying what other gateways recorded, so
+        that every gateway applies the same changes in the same order. StoreUnavailable
+        (503) when the store cannot be reached: nothing is changed (unless the store
+        went away in the moment between applying and recording; then this gateway
+        alone has the change, and the caller, answered 503, should make it again).
+        """
         async with self._changes:
             try:
-                result = await self._apply(operation, body)
-            except ConfigError as error:
-                raise BadRequest(str(error)) from None
-            self._refresh_objectives()
-            await self.store.record_admin_change(*as_recorded(operation, body, result))
+                async with self.store.admin_lock():
+                    await self.admin_log.catch_up("poll")
+                    try:
+                        result = await self._apply(operation, body)
+                    except ConfigError as error:
+                        raise BadRequest(str(error)) from None
+                    self._refresh_objectives()
+                    position = await self.store.record_admin_change(
+                        *as_recorded(operation, body, result)
+                    )
+            except AdminBusy as error:
+                raise ServiceUnavailable(f"{error}; retry", headers={"Retry-After": "1"}) from None
+            self.metrics.admin_applied.labels("local").inc()
+            self.admin_log.moved_to(position)
             return result
 
     async def _apply(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:

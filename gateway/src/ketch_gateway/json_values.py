@@ -18,23 +18,33 @@ from ketch_gateway.errors import InvalidValue
 __all__ = ["array_from_json", "flatten", "json_from_array"]
 
 
-def flatten(values: Any) -> list[Any]:
-    """A nested list flattened row-major (scalars stay one element)."""
+def _walk(values: Any, refuse_objects: bool) -> tuple[list[Any], int]:
+    """The scalars of nested lists, row-major, and how deep the lists nest.
+
+    Iterative, so that lists nested however deep never exhaust the stack.
+    """
     if not isinstance(values, list):
-        return [values]
+        return [values], 0
     flat: list[Any] = []
     stack: list[Any] = [iter(values)]
+    depth = 1
     while stack:
         for item in stack[-1]:
             if isinstance(item, list):
                 stack.append(iter(item))
+                depth = max(depth, len(stack))
                 break
-            if isinstance(item, dict):
+            if refuse_objects and isinstance(item, dict):
                 raise InvalidValue("expected numbers, booleans or strings, got an object")
             flat.append(item)
         else:
             stack.pop()
-    return flat
+    return flat, depth
+
+
+def flatten(values: Any) -> list[Any]:
+    """A nested list flattened row-major (scalars stay one element); objects are refused."""
+    return _walk(values, refuse_objects=True)[0]
 
 
 def _bytes_elements(flat: Sequence[Any]) -> np.ndarray:
@@ -54,24 +64,35 @@ def _first_bad(flat: Sequence[Any], accept: tuple[type, ...]) -> tuple[int, Any]
     )
 
 
-def _as_array(values: Any) -> np.ndarray:
+def _as_array(values: Any, shape: Sequence[int]) -> np.ndarray:
+    """The values as an array; lists nested deeper than ``shape`` are refused."""
     try:
-        return np.asarray(values)
-    except ValueError:  # ragged nesting: flatten it row-major
+        array = np.asarray(values)
+    except (ValueError, OverflowError):  # ragged, too deep for numpy, or past 64 bits
         pass
-    except OverflowError:
-        return np.asarray(flatten_quietly(values), dtype=object)
+    else:
+        if array.dtype != object:
+            _check_depth(array.ndim, shape)
+            return array
+    flat, depth = _walk(values, refuse_objects=False)
+    _check_depth(depth, shape)
     try:
-        return np.asarray(flatten_quietly(values))
+        return np.asarray(flat)
     except (ValueError, OverflowError):
-        return np.asarray(flatten_quietly(values), dtype=object)
+        return np.asarray(flat, dtype=object)
 
 
 def flatten_quietly(values: Any) -> list[Any]:
     """``flatten`` for error messages: objects are kept as elements instead of refused."""
-    if not isinstance(values, list):
-        return [values]
-    return [item for value in values for item in flatten_quietly(value)]
+    return _walk(values, refuse_objects=False)[0]
+
+
+def _check_depth(depth: int, shape: Sequence[int]) -> None:
+    if depth > max(len(shape), 1):
+        raise InvalidValue(
+            f"the values nest {depth} lists deep; shape {list(shape)} has "
+            f"{len(shape)} dimension{'s' if len(shape) != 1 else ''}"
+        )
 
 
 def _numbers(raw: np.ndarray, values: Any, datatype: str) -> np.ndarray:
@@ -106,13 +127,14 @@ def array_from_json(values: Any, datatype: str, shape: Sequence[int]) -> np.ndar
         raise InvalidValue(str(error)) from None
     count = math.prod(shape)
     if datatype == "BYTES":
-        flat = flatten(values)
+        flat, depth = _walk(values, refuse_objects=True)
+        _check_depth(depth, shape)
         if len(flat) != count:
             raise InvalidValue(
                 f"{len(flat)} values do not match shape {list(shape)}, which holds {count}"
             )
         return _bytes_elements(flat).reshape(tuple(shape))
-    raw = _as_array(values).reshape(-1)
+    raw = _as_array(values, shape).reshape(-1)
     if raw.size != count:
         raise InvalidValue(
             f"{raw.size} values do not match shape {list(shape)}, which holds {count}"
@@ -124,8 +146,24 @@ def _text(value: object) -> object:
     return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
 
 
+def _finite_or_named(array: np.ndarray) -> np.ndarray:
+    """Non-finite floats as the strings protobuf's JSON mapping uses, since JSON has none."""
+    if array.dtype.kind != "f" or np.isfinite(array).all():
+        return array
+    named = array.astype(object)
+    named[np.isnan(array)] = "NaN"
+    named[np.isposinf(array)] = "Infinity"
+    named[np.isneginf(array)] = "-Infinity"
+    return named
+
+
 def json_from_array(array: np.ndarray, flat: bool = True) -> Any:
-    """The array as JSON values: flat row-major by default; bytes become UTF-8 text."""
+    """The array as JSON values: flat row-major by default; bytes become UTF-8 text.
+
+    NaN and infinities, which JSON cannot hold, become ``"NaN"``, ``"Infinity"`` and
+    ``"-Infinity"``, as in protobuf's JSON mapping (the protocol's gRPC messages).
+    """
+    array = _finite_or_named(array)
     source = array.reshape(-1) if flat else array
     if array.dtype == object:
         if flat:

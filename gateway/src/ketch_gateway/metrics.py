@@ -241,6 +241,52 @@ class Metrics:
             registry=self.registry,
         )
 
+        self._cluster_instruments()
+
+    def _cluster_instruments(self) -> None:
+        """What a gateway among others shows: DNS discovery, the shared store, admin changes."""
+        self.dns_addresses = Gauge(
+            "ketch_dns_addresses",
+            "Addresses a version's dns:HOST:PORT address resolves to now (0 while it does "
+            "not resolve: the version has no replica from it).",
+            ["model", "version", "address"],
+            registry=self.registry,
+        )
+        self.dns_failures = Counter(
+            "ketch_dns_lookup_failures",
+            "Lookups of a version's dns:HOST:PORT address that failed for want of an answer "
+            "(the replicas it named before are kept).",
+            ["model", "version", "address"],
+            registry=self.registry,
+        )
+        self.store_up = Gauge(
+            "ketch_store_up",
+            "1 while the state store answers, 0 while it is unreachable (predictions go on; "
+            "feedback and admin changes get 503).",
+            registry=self.registry,
+        )
+        self.store_unavailable = Counter(
+            "ketch_store_unavailable",
+            "State store operations refused, or answered from memory, because the store was "
+            "unreachable, by operation.",
+            ["operation"],
+            registry=self.registry,
+        )
+        self.admin_applied = Counter(
+            "ketch_admin_changes_applied",
+            "Admin changes this gateway applied, by how it learnt of them: local (made here), "
+            "startup (replayed), notification (published by another gateway), poll (the "
+            "periodic check of the change count) or resync (the re-read after a reconnection).",
+            ["source"],
+            registry=self.registry,
+        )
+        self.admin_position = Gauge(
+            "ketch_admin_log_position",
+            "Admin changes of the shared log this gateway has applied: the same on every "
+            "gateway once they agree.",
+            registry=self.registry,
+        )
+
     def observe(self, surface: str, target: str) -> RequestObservation:
         """Count and time one request (use it in ``with``).
 

@@ -18,6 +18,7 @@ cannot be built here.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import random
@@ -29,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Any, Self
 
 __all__ = ["Host", "NetBed", "bed_unavailable_reason"]
 
@@ -85,7 +86,7 @@ class Host:
     namespace: str
     address: str
     switch_port: str
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    processes: list[subprocess.Popen[Any]] = field(default_factory=list)
 
     def command(self, args: Sequence[str]) -> list[str]:
         """``args`` run inside this host."""
@@ -215,14 +216,25 @@ class NetBed:
             self._made_switch = False
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def _stop(process: subprocess.Popen[Any]) -> None:
+    """SIGTERM (then SIGKILL) to the process's group if it leads one, else to it alone."""
     if process.poll() is not None:
         return
     try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=10)
-    except (ProcessLookupError, PermissionError):
+        group = os.getpgid(process.pid) == process.pid
+    except ProcessLookupError:
         return
+
+    def send(sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if group:
+                os.killpg(process.pid, sig)
+            else:
+                process.send_signal(sig)
+
+    send(signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        send(signal.SIGKILL)
         process.wait(timeout=10)

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from cluster.bed_services import (
     DnsServer,
     cluster_unavailable_reason,

@@ -66,6 +66,7 @@ if TYPE_CHECKING:  # what __getattr__ loads on first use, for type checkers
     from ketch.process import ReadyInfo, WrapperProcess, WrapperStartError, start_wrapper
     from ketch.runtime import ModelRuntime
     from ketch.server import WrapperServer
+    from ketch.tls import ClientTls, ServerTls
     from ketch.validation import validate_inputs, validate_labels, validate_outputs
 
 _LOADED_ON_USE: dict[str, str] = {
@@ -78,6 +79,8 @@ _LOADED_ON_USE: dict[str, str] = {
     # running wrappers
     "ModelRuntime": "ketch.runtime",
     "WrapperServer": "ketch.server",
+    "ClientTls": "ketch.tls",
+    "ServerTls": "ketch.tls",
     "ReadyInfo": "ketch.process",
     "WrapperProcess": "ketch.process",
     "WrapperStartError": "ketch.process",
@@ -121,6 +124,7 @@ __all__ = [
     "VARIABLE",
     "AsyncWrapperClient",
     "Capabilities",
+    "ClientTls",
     "ContractViolation",
     "DeviceUnavailableError",
     "DimensionRange",
@@ -138,6 +142,7 @@ __all__ = [
     "PluginError",
     "ReadyInfo",
     "ServerMetadata",
+    "ServerTls",
     "Signature",
     "TensorSpec",
     "Tolerance",

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -27,6 +28,7 @@ from ketch.model_spec import ModelSpec
 from ketch.probe import add_probe_command
 from ketch.process import ReadyInfo, format_listening_line, format_ready_line
 from ketch.server import WrapperServer
+from ketch.tls import ServerTls
 from ketch.version import __version__
 
 __all__ = ["COMMANDS_GROUP", "main"]
@@ -113,6 +115,15 @@ def _add_serve(commands: Any) -> None:
     )
     parser.add_argument("--workers", type=_positive, default=16, help="threads that run calls")
     parser.add_argument(
+        "--tls-certificate", type=Path, help="serve TLS with this PEM certificate (and --tls-key)"
+    )
+    parser.add_argument("--tls-key", type=Path, help="the PEM private key of --tls-certificate")
+    parser.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        help="require callers to show a certificate this PEM CA signed (mutual TLS)",
+    )
+    parser.add_argument(
         "--grace-period",
         type=float,
         default=30.0,
@@ -125,6 +136,17 @@ def _add_serve(commands: Any) -> None:
         help="stop (as on SIGTERM) when the process that started this one dies",
     )
     parser.set_defaults(handler=_serve)
+
+
+def _server_tls(args: argparse.Namespace) -> ServerTls | None:
+    """The TLS settings of ``ketch serve``; ValueError when they are incomplete."""
+    if args.tls_certificate is None and args.tls_key is None:
+        if args.tls_client_ca is not None:
+            raise ValueError("--tls-client-ca needs --tls-certificate and --tls-key")
+        return None
+    if args.tls_certificate is None or args.tls_key is None:
+        raise ValueError("--tls-certificate and --tls-key go together")
+    return ServerTls(args.tls_certificate, args.tls_key, args.tls_client_ca)
 
 
 def _add_plugins(commands: Any) -> None:
@@ -179,6 +201,7 @@ def _serve(args: argparse.Namespace) -> int:
             port=args.port,
             max_batch=args.max_batch,
             workers=args.workers,
+            tls=_server_tls(args),
         )
         address = server.start()
     except (KetchError, OSError, ValueError) as error:

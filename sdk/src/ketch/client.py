@@ -24,6 +24,7 @@ from ketch.proto import grpc_service_pb2 as pb
 from ketch.proto import ketch_observe_pb2 as observe_pb
 from ketch.range_parameters import parameter_values, ranges_from_parameters
 from ketch.signature import Capabilities, LabelSpec, TensorSpec, Tolerance
+from ketch.tls import ClientTls
 from ketch.wire import infer_request, response_arrays, tensor_header
 
 __all__ = [
@@ -130,11 +131,19 @@ def _serialize(message: Message) -> bytes:
     return message.SerializeToString()
 
 
-def _channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
-    return [
+ChannelOptions = Sequence[tuple[str, int | str]]
+"""gRPC channel arguments, such as ``("grpc.keepalive_time_ms", 1000)``."""
+
+
+def _channel_options(
+    max_message_bytes: int, tls: ClientTls | None, extra: ChannelOptions = ()
+) -> list[tuple[str, Any]]:
+    options: list[tuple[str, Any]] = [
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
+        *extra,
     ]
+    return options + (tls.channel_options() if tls else [])
 
 
 class WrapperClient:
@@ -142,6 +151,7 @@ class WrapperClient:
 
     :param model: the model to call when a method is not told another.
     :param timeout: seconds before a call gives up (DEADLINE_EXCEEDED), or None.
+    :param tls: TLS for a wrapper that serves it (see ``ketch serve --tls-certificate``).
     """
 
     def __init__(
@@ -151,11 +161,16 @@ class WrapperClient:
         model: str = "",
         timeout: float | None = 30.0,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        tls: ClientTls | None = None,
     ) -> None:
         self.address = address
         self.model = model
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(address, options=_channel_options(max_message_bytes))
+        options = _channel_options(max_message_bytes, tls)
+        if tls is None:
+            self._channel = grpc.insecure_channel(address, options=options)
+        else:
+            self._channel = grpc.secure_channel(address, tls.credentials(), options=options)
         self._stubs: dict[str, Any] = {}
 
     def _call(
@@ -289,7 +304,11 @@ class WrapperClient:
 
 
 class AsyncWrapperClient:
-    """The asyncio twin of :class:`WrapperClient`; create and use it inside one event loop."""
+    """The asyncio twin of :class:`WrapperClient`; create and use it inside one event loop.
+
+    :param channel_options: further gRPC channel arguments (keepalive, reconnect
+        backoff), for a caller that must notice a vanished server quickly.
+    """
 
     def __init__(
         self,
@@ -298,13 +317,17 @@ class AsyncWrapperClient:
         model: str = "",
         timeout: float | None = 30.0,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        channel_options: ChannelOptions = (),
+        tls: ClientTls | None = None,
     ) -> None:
         self.address = address
         self.model = model
         self.timeout = timeout
-        self._channel = grpc.aio.insecure_channel(
-            address, options=_channel_options(max_message_bytes)
-        )
+        options = _channel_options(max_message_bytes, tls, channel_options)
+        if tls is None:
+            self._channel = grpc.aio.insecure_channel(address, options=options)
+        else:
+            self._channel = grpc.aio.secure_channel(address, tls.credentials(), options=options)
         self._stubs: dict[str, Any] = {}
 
     async def _call(

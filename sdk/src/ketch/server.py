@@ -32,6 +32,7 @@ from ketch.proto import grpc_service_pb2 as pb
 from ketch.proto import ketch_observe_pb2 as observe_pb
 from ketch.range_parameters import fill_parameters, range_parameters
 from ketch.runtime import ModelRuntime
+from ketch.tls import ServerTls
 from ketch.version import __version__
 from ketch.wire import decode_tensors, infer_response
 
@@ -60,6 +61,19 @@ _STATUS_BY_ERROR: Final[tuple[tuple[type[Exception], grpc.StatusCode], ...]] = (
     (DeviceUnavailableError, grpc.StatusCode.FAILED_PRECONDITION),
     (ContractViolation, grpc.StatusCode.INTERNAL),
 )
+
+
+KEEPALIVE_SERVER_OPTIONS: Final = (
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 500),
+    ("grpc.http2.max_ping_strikes", 0),
+)
+"""Accept a client's keepalive pings every half second, with or without calls.
+
+The gateway pings its wrappers that often to notice within two seconds a host that
+vanished without closing its connections; gRPC's defaults would answer such pings
+with GOAWAY (too_many_pings).
+"""
 
 
 def grpc_address(host: str, port: int) -> str:
@@ -251,6 +265,8 @@ class WrapperServer:
     :param max_batch: an upper bound on rows per call, on top of the plugin's own.
     :param workers: threads that run calls; more calls than this wait their turn.
     :param max_message_bytes: the largest request or response accepted.
+    :param tls: serve TLS with this certificate and key (and require client
+        certificates when it names a client CA); plaintext without it.
     """
 
     def __init__(
@@ -263,8 +279,10 @@ class WrapperServer:
         max_batch: int | None = None,
         workers: int = 16,
         max_message_bytes: int = 256 * 1024 * 1024,
+        tls: ServerTls | None = None,
     ) -> None:
         self.framework = framework
+        self.tls = tls
         self.spec = spec
         self.host = host
         self.requested_port = port
@@ -279,6 +297,7 @@ class WrapperServer:
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.so_reuseport", 0),
+            *KEEPALIVE_SERVER_OPTIONS,
         ]
         self._server = grpc.server(
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ketch-call"),
@@ -302,7 +321,10 @@ class WrapperServer:
         """Bind the port and start answering liveness; return the address."""
         wanted = grpc_address(self.host, self.requested_port)
         try:
-            self.port = self._server.add_insecure_port(wanted)
+            if self.tls is None:
+                self.port = self._server.add_insecure_port(wanted)
+            else:
+                self.port = self._server.add_secure_port(wanted, self.tls.credentials())
         except RuntimeError as error:
             raise OSError(f"cannot listen on {wanted}: {error}") from error
         if self.port == 0:

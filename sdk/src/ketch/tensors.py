@@ -17,6 +17,8 @@ from ketch.datatypes import datatype_of, numpy_dtype
 from ketch.errors import InvalidInputError
 
 __all__ = [
+    "MAX_DIMENSIONS",
+    "MAX_ELEMENTS",
     "check_shape",
     "decode_bytes_elements",
     "decode_raw",
@@ -28,6 +30,15 @@ __all__ = [
 
 _LENGTH = struct.Struct("<I")
 
+MAX_DIMENSIONS = 64
+"""The most dimensions a tensor may have (numpy's own limit)."""
+MAX_ELEMENTS = 2**40
+"""A bound on the product of a shape's non-zero dimensions.
+
+No tensor that fits in a request is near it; an empty tensor whose other dimensions
+multiply past what numpy can describe is refused rather than failing inside numpy.
+"""
+
 
 def element_count(shape: Sequence[int]) -> int:
     """Number of elements in a tensor of ``shape``."""
@@ -35,10 +46,23 @@ def element_count(shape: Sequence[int]) -> int:
 
 
 def check_shape(name: str, shape: Sequence[int]) -> tuple[int, ...]:
-    """``shape`` as a tuple, or InvalidInputError when a dimension is negative."""
+    """``shape`` as a tuple; InvalidInputError when it is negative or too large.
+
+    Too large means more than :data:`MAX_DIMENSIONS` dimensions, or non-zero
+    dimensions whose product passes :data:`MAX_ELEMENTS` (even when another is 0).
+    """
     dims = tuple(int(d) for d in shape)
     if any(d < 0 for d in dims):
         raise InvalidInputError(f"tensor {name!r}: shape {list(dims)} has a negative dimension")
+    if len(dims) > MAX_DIMENSIONS:
+        raise InvalidInputError(
+            f"tensor {name!r}: shape has {len(dims)} dimensions; at most {MAX_DIMENSIONS}"
+        )
+    if math.prod(d for d in dims if d) > MAX_ELEMENTS:
+        raise InvalidInputError(
+            f"tensor {name!r}: shape {list(dims)} is too large: its non-zero dimensions "
+            f"multiply past 2**40"
+        )
     return dims
 
 

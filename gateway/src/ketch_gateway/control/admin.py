@@ -146,6 +146,19 @@ async def add_app(gateway: Gateway, body: dict[str, Any]) -> dict[str, Any]:
     return app.describe()
 
 
+async def change_app(gateway: Gateway, body: dict[str, Any]) -> dict[str, Any]:
+    """Change an app's settings: the whole app, as in the file (its policy's state is kept)."""
+    name = _text(body, "app")
+    gateway.apps.find(name)
+    fields = {key: value for key, value in body.items() if key != "app"}
+    if fields.setdefault("name", name) != name:
+        raise BadRequest(f"name: {fields['name']!r} is not the app's name {name!r}")
+    config = read_app(Reader(fields), {n: m.config for n, m in gateway.models.items()})
+    app = gateway.new_app(config)
+    gateway.apps.replace(name, app)
+    return app.describe()
+
+
 async def remove_app(gateway: Gateway, body: dict[str, Any]) -> dict[str, Any]:
     """Remove an app."""
     name = _text(body, "app")
@@ -202,6 +215,7 @@ ADMIN_OPERATIONS: dict[str, Operation] = {
     "remove_replica": remove_replica,
     "scale": scale,
     "add_app": add_app,
+    "change_app": change_app,
     "remove_app": remove_app,
     "link": link,
     "unlink": unlink,

@@ -19,9 +19,23 @@ from typing import Any, Final
 from ketch import installed_plugins
 from ketch_gateway.control.admin_policy import AdminPolicy, is_import_reference, read_admin_policy
 from ketch_gateway.control.config_reader import ConfigError, Reader
+from ketch_gateway.control.security_config import (
+    DEFAULT_USER_STATE_TTL_S,
+    LIMIT_KEYS,
+    CorsConfig,
+    ServerLimits,
+    TlsConfig,
+    WrapperTlsConfig,
+    read_api_keys,
+    read_cors,
+    read_server_limits,
+    read_tls,
+    read_wrapper_tls,
+)
 from ketch_gateway.control.toml_lines import TomlLines
 from ketch_gateway.control.wrapper_env import WrapperSettings, read_wrapper_settings
 from ketch_gateway.correction.registry import PASS_THROUGH, POLICIES, TASKS
+from ketch_gateway.serving.discovery import check_address
 from ketch_gateway.stores.contract import is_redis_location
 
 __all__ = [
@@ -168,6 +182,8 @@ class AppConfig:
     straggler_mitigation: bool = True
     forward_feedback: bool = False
     policy_options: Mapping[str, float] = field(default_factory=dict)
+    api_keys: tuple[str, ...] = ()
+    """When any are given, predict and feedback need ``Authorization: Bearer <one of them>``."""
 
 
 @dataclass(frozen=True)
@@ -181,6 +197,17 @@ class GatewaySettings:
     state: str = "ketch-state.sqlite"
     """A SQLite file, or a Redis URL (``redis://``, ``rediss://``, ``unix://``)."""
     log_level: str = "info"
+    resolve_every_s: float = 5.0
+    """Seconds between lookups of each ``dns:`` replica address."""
+    strict_dns: bool = False
+    """A ``dns:`` address that does not resolve at start-up stops the gateway (else the
+    version waits, not ready, until it resolves)."""
+    limits: ServerLimits = field(default_factory=ServerLimits)
+    user_state_ttl_s: float | None = DEFAULT_USER_STATE_TTL_S
+    """Per-user policy state untouched by feedback for this long is forgotten (None: never)."""
+    cors: CorsConfig | None = None
+    tls: TlsConfig | None = None
+    wrapper_tls: WrapperTlsConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -204,9 +231,10 @@ class GatewayConfig:
 
 
 def _address(reader: Reader, key: str, address: str) -> str:
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise reader.error(key, f"{address!r} is not host:port")
+    try:
+        check_address(address)
+    except ValueError as error:
+        raise reader.error(key, str(error)) from None
     return address
 
 
@@ -404,6 +432,8 @@ def read_app(reader: Reader, models: Mapping[str, ModelConfig] | None = None) ->
             "straggler_mitigation",
             "forward_feedback",
             "policy_options",
+            "api_keys",
+            "api_keys_env",
         },
         {"name", "models", "latency_objective_ms"},
     )
@@ -448,6 +478,7 @@ def read_app(reader: Reader, models: Mapping[str, ModelConfig] | None = None) ->
         straggler_mitigation=reader.boolean("straggler_mitigation", True),
         forward_feedback=forward,
         policy_options=_policy_options(reader, policy),
+        api_keys=read_api_keys(reader),
     )
 
 
@@ -475,6 +506,9 @@ def state_location(state: str, base: Path) -> str:
 def _settings(reader: Reader, base: Path) -> GatewaySettings:
     reader.check_keys(
         {"host", "port", "max_body_bytes", "admin_token", "admin_token_env", "state", "log_level"}
+        | {"resolve_every_s", "strict_dns"}
+        | LIMIT_KEYS
+        | {"user_state_ttl_s", "cors", "tls", "wrapper_tls"}
     )
     variable = reader.string("admin_token_env", DEFAULT_ADMIN_TOKEN_VARIABLE)
     token = reader.optional_string("admin_token") or os.environ.get(variable) or None
@@ -489,7 +523,21 @@ def _settings(reader: Reader, base: Path) -> GatewaySettings:
         admin_token=token,
         state=state_location(state, base),
         log_level=reader.string("log_level", "info").lower(),
+        resolve_every_s=reader.number("resolve_every_s", 5.0, minimum=0),
+        strict_dns=reader.boolean("strict_dns", False),
+        limits=read_server_limits(reader),
+        user_state_ttl_s=_user_state_ttl(reader),
+        cors=read_cors(reader.child("cors")) if "cors" in reader.data else None,
+        tls=read_tls(reader.child("tls"), base) if "tls" in reader.data else None,
+        wrapper_tls=read_wrapper_tls(reader.child("wrapper_tls"), base)
+        if "wrapper_tls" in reader.data
+        else None,
     )
+
+
+def _user_state_ttl(reader: Reader) -> float | None:
+    ttl = reader.number("user_state_ttl_s", DEFAULT_USER_STATE_TTL_S, minimum=0, inclusive=True)
+    return ttl or None
 
 
 def _unique(reader: Reader, key: str, names: list[str], what: str) -> None:

@@ -15,10 +15,17 @@ from ketch_gateway.catalog import Catalog
 from ketch_gateway.control.config import AppConfig
 from ketch_gateway.correction.answer_reserve import AnswerReserve
 from ketch_gateway.correction.corrector import Corrector
+from ketch_gateway.correction.labels import check_label_size
 from ketch_gateway.correction.queries import AppAnswer, Feedback, Query
 from ketch_gateway.correction.registry import POLICIES
 from ketch_gateway.correction.rows import inputs_from_rows, rows_from_outputs
-from ketch_gateway.errors import ApiError, GatewayTimeout, ServiceUnavailable
+from ketch_gateway.errors import (
+    ApiError,
+    Conflict,
+    GatewayTimeout,
+    InvalidValue,
+    ServiceUnavailable,
+)
 from ketch_gateway.serving.models import Model, ModelVersion
 from ketch_gateway.stores.contract import StateStore
 
@@ -66,7 +73,7 @@ class App:
     def _first_model(self) -> str:
         """The model that answers alone under the pass-through policy."""
         if not self.linked:
-            raise ServiceUnavailable("the app has no linked model")
+            raise Conflict(f"app {self.name!r} has no linked model; link one first")
         return self.linked[0]
 
     def _fallback(self, rows: int, query_id: str, reason: str, model: str | None) -> AppAnswer:
@@ -183,6 +190,7 @@ class App:
             prediction: Any = learnt.predictions
             forwarded = learnt.forwarded
         else:
+            await self._check_label(example.label)
             prediction = await self.cached_prediction(example.row)
         feedback_id = await self.store.record_feedback(
             self.name,
@@ -193,6 +201,18 @@ class App:
             prediction=prediction,
         )
         return FeedbackReceipt(feedback_id, prediction, forwarded)
+
+    async def _check_label(self, label: Any) -> None:
+        """InvalidValue (located in ``label``) when it is larger than the model's answer."""
+        name = self._first_model()
+        try:
+            outputs = (await self.current_version(name).require_signature()).outputs
+        except ApiError:
+            outputs = None
+        try:
+            check_label_size(label, outputs, name)
+        except InvalidValue as error:
+            raise error.within("label") from None
 
     async def cached_prediction(self, row: Any) -> Any:
         """The answering model's cached answer for ``row`` (None when it is not cached)."""

@@ -10,6 +10,16 @@ feedback it joins the label with every linked model's answer for the input
 the app, and, when the app says so, passes the example on to the models that
 learn online, each in its own numbering of the labels
 (:mod:`~ketch_gateway.correction.label_mapping`), and reports what each did.
+
+Predictions never wait for the state store: which model answered a query is
+written in the background, and a state is read from the store within a quarter
+of the time left to the objective, and otherwise (the store is down, or slow)
+taken from memory, where the corrector keeps the last state it read or
+wrote for each user (10,000 users at most, least recently used out first). That
+is read-only: while the store is down, feedback is refused (503), so no state
+changes that would have to be written back; the answers use the state as it
+was when the store went away. Each state counts the feedback ``examples`` it
+has learnt from.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -34,8 +45,9 @@ from ketch_gateway.correction.policies import (
 )
 from ketch_gateway.correction.queries import Feedback, Query
 from ketch_gateway.correction.rows import inputs_from_rows
-from ketch_gateway.errors import ApiError, BadRequest
+from ketch_gateway.errors import ApiError, BadRequest, Conflict
 from ketch_gateway.stores.contract import PolicyState
+from ketch_gateway.stores.guard import StoreUnavailable
 
 if TYPE_CHECKING:
     from ketch_gateway.correction.app import App
@@ -46,9 +58,15 @@ __all__ = ["Corrected", "Corrector", "Learnt"]
 _log = logging.getLogger(__name__)
 
 QUERY_MEMORY_S = 3600.0
+QUERY_MEMORY_WRITE_S = 1.0
 RUNNING_AVERAGE_WEIGHT = 0.05
 SHARED = ""
 """The user key of an app's shared state."""
+STATE_READ_SHARE = 0.25
+"""A prediction reads its state from the store within this share of its time left."""
+KNOWN_STATES = 10_000
+EXAMPLES = "examples"
+"""The key of a state's count of the feedback examples it learnt from."""
 
 
 @dataclass(frozen=True)
@@ -89,12 +107,14 @@ class Corrector:
         )
         self.rng = np.random.default_rng(seed)
         self._running: dict[str, np.ndarray] = {}
+        self._known: OrderedDict[str, PolicyState | None] = OrderedDict()
+        self._remembering: set[asyncio.Task[None]] = set()
 
     def _linked(self) -> list[str]:
         """The app's linked models (ApiError when there are none)."""
         models = list(self.app.linked)
         if not models:
-            raise ApiError(f"app {self.app.name!r} has no linked model")
+            raise Conflict(f"app {self.app.name!r} has no linked model; link one first")
         return models
 
     # --- state --------------------------------------------------------------------------------
@@ -107,14 +127,35 @@ class Corrector:
         state = self.policy.load(stored)
         return state if self.policy.fits(state, models) else None
 
-    async def state_for(self, user: str | None, models: Sequence[str]) -> dict[str, Any]:
-        """The user's state, else the app's shared one, else a fresh one."""
+    async def state_for(
+        self, user: str | None, models: Sequence[str], budget: float | None = None
+    ) -> dict[str, Any]:
+        """The user's state, else the app's shared one, else a fresh one.
+
+        From the store, or, when it is down or takes longer than ``budget`` seconds,
+        from the last state read or written here.
+        """
         for key in ([user] if user else []) + [SHARED]:
-            stored = await self.store.load_policy_state(self.app.name, key)
-            state = self._from_store(stored, models)
+            state = self._from_store(await self._load(key, budget), models)
             if state is not None:
                 return state
         return self.policy.initial_state(models)
+
+    async def _load(self, key: str, budget: float | None) -> PolicyState | None:
+        try:
+            async with asyncio.timeout(budget):
+                stored = await self.store.load_policy_state(self.app.name, key)
+        except (StoreUnavailable, TimeoutError):
+            return self._known.get(key)
+        self._keep(key, stored)
+        return stored
+
+    def _keep(self, key: str, state: PolicyState | None) -> None:
+        """Remember the latest state of ``key``, for when the store cannot be read."""
+        self._known[key] = state
+        self._known.move_to_end(key)
+        if len(self._known) > KNOWN_STATES:
+            self._known.popitem(last=False)
 
     def stand_ins(self, models: Sequence[str]) -> dict[str, np.ndarray]:
         """Each model's running average answer (neutral before its first answer)."""
@@ -143,9 +184,10 @@ class Corrector:
     async def predict(self, query: Query, deadline: float) -> Corrected:
         """Ask the selected models; combine what arrived by the deadline (or all, if told)."""
         models = self._linked()
-        state = await self.state_for(query.user, models)
-        asked = self.policy.select(state, models, self.rng)
         loop = asyncio.get_running_loop()
+        budget = max(deadline - loop.time(), 0.0) * STATE_READ_SHARE
+        state = await self.state_for(query.user, models, budget)
+        asked = self.policy.select(state, models, self.rng)
         timeout = max(deadline - loop.time(), 0.001)
         if not self.app.config.straggler_mitigation:
             timeout = max(self.app.models.find(name).timeout_s for name in asked)
@@ -170,9 +212,7 @@ class Corrector:
             await asyncio.gather(*pending, return_exceptions=True)
         self._remember_answers(answers)
         if not self.policy.queries_every_model and answers:
-            await self.store.remember_query(
-                query.id, {"model": asked[0], "user": query.user}, QUERY_MEMORY_S
-            )
+            self._remember_query(query, asked[0])
         if not answers:
             return Corrected([], asked, failures)
         stand_ins = self.stand_ins(models)
@@ -183,6 +223,30 @@ class Corrector:
             for row in range(len(query.rows))
         ]
         return Corrected(combined, asked, failures)
+
+    def _remember_query(self, query: Query, model: str) -> None:
+        """Note which model answered, for the query's feedback, without waiting for the store.
+
+        If the store cannot take it (within a second), feedback for the query teaches
+        every model's reward instead.
+        """
+
+        async def remember() -> None:
+            try:
+                async with asyncio.timeout(QUERY_MEMORY_WRITE_S):
+                    await self.store.remember_query(
+                        query.id, {"model": model, "user": query.user}, QUERY_MEMORY_S
+                    )
+            except (StoreUnavailable, TimeoutError):
+                _log.debug("query %s not remembered: the state store is unavailable", query.id)
+
+        task = asyncio.get_running_loop().create_task(remember())
+        self._remembering.add(task)
+        task.add_done_callback(self._remembering.discard)
+
+    async def flush(self) -> None:
+        """Wait for the queries being remembered in the background (before the store closes)."""
+        await asyncio.gather(*self._remembering, return_exceptions=True)
 
     def output(self, combined: Combined) -> Any:
         """What the caller gets for a row: the class index, or the value."""
@@ -221,19 +285,24 @@ class Corrector:
         def learn(shared: bool) -> Callable[[PolicyState | None], PolicyState]:
             def update(stored: PolicyState | None) -> PolicyState:
                 state = self._from_store(stored, models)
+                examples = int(state.get(EXAMPLES, 0)) if state is not None else 0
                 if state is None:
                     state = self.policy.initial_state(models) if shared else base
                 if shared and isinstance(self.policy, Personalized):
                     state = self.policy.observe_shared(state, models, answers, target)
                 else:
                     state = self.policy.observe(state, models, answers, target, played)
-                return self.policy.dump(state)
+                return {**self.policy.dump(state), EXAMPLES: examples + 1}
 
             return update
 
         if example.user:
-            await self.store.update_policy_state(self.app.name, example.user, learn(shared=False))
-        await self.store.update_policy_state(self.app.name, SHARED, learn(shared=True))
+            state = await self.store.update_policy_state(
+                self.app.name, example.user, learn(shared=False)
+            )
+            self._keep(example.user, state)
+        state = await self.store.update_policy_state(self.app.name, SHARED, learn(shared=True))
+        self._keep(SHARED, state)
         predictions = {name: answer.tolist() for name, answer in answers.items()}
         if not self.app.config.forward_feedback:
             return Learnt(predictions)

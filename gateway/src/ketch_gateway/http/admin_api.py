@@ -153,6 +153,13 @@ async def add_app(request: Request) -> Response:
     return await _change(request, "add_app", await _body(request, gateway))
 
 
+async def change_app(request: Request) -> Response:
+    """``PUT /admin/apps/{app}`` with the app as in the configuration file: new settings."""
+    gateway = _authorised(request)
+    body = await _body(request, gateway)
+    return await _change(request, "change_app", {**body, "app": request.path_params["app"]})
+
+
 async def remove_app(request: Request) -> Response:
     """``DELETE /admin/apps/{app}``."""
     return await _change(request, "remove_app", {"app": request.path_params["app"]})
@@ -187,6 +194,7 @@ def admin_routes() -> list[Route]:
         Route(versions + "/{address}", remove_replica, methods=["DELETE"]),
         Route("/admin/apps", list_apps, methods=["GET"]),
         Route("/admin/apps", add_app, methods=["POST"]),
+        Route("/admin/apps/{app}", change_app, methods=["PUT"]),
         Route("/admin/apps/{app}", remove_app, methods=["DELETE"]),
         Route("/admin/apps/{app}/state", app_state, methods=["GET"]),
         Route("/admin/apps/{app}/links", link, methods=["POST"]),

@@ -3,31 +3,77 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
-from ketch_gateway.errors import ApiError
+from ketch_gateway.errors import ApiError, BadGateway
 from ketch_gateway.gateway import Gateway
 from ketch_gateway.http.admin_api import admin_routes
 from ketch_gateway.http.apps_api import app_routes
 from ketch_gateway.http.bodies import json_response
+from ketch_gateway.http.content_coding import ResponseCompression
 from ketch_gateway.http.oip import oip_routes
-from ketch_gateway.http.openapi import openapi_document
+from ketch_gateway.http.openapi import gateway_paths, openapi_document
 from ketch_gateway.metrics import CONTENT_TYPE
 
 __all__ = ["create_app"]
 
 _log = logging.getLogger(__name__)
 
+CORS_REQUEST_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "Content-Encoding",
+    "Inference-Header-Content-Length",
+]
+CORS_RESPONSE_HEADERS = ["Inference-Header-Content-Length", "Retry-After", "X-Request-Id"]
+
+
+def _request_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def _internal_answer(request_id: str) -> Response:
+    """A 500 that says only that something went wrong, and where the log has it."""
+    return json_response(
+        {
+            "error": f"internal error; the gateway's log has it under request id {request_id}",
+            "request_id": request_id,
+        },
+        status=500,
+        headers={"X-Request-Id": request_id},
+    )
+
 
 async def _api_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, ApiError)
+    if error.status == 500:
+        request_id = _request_id()
+        _log.error(
+            "internal error %s on %s %s: %s", request_id, request.method, request.url.path, error
+        )
+        return _internal_answer(request_id)
+    if isinstance(error, BadGateway) and error.detail is not None:
+        request_id = _request_id()
+        _log.warning("request %s: %s: %s", request_id, error.message, error.detail)
+        return json_response(
+            {
+                "error": f"{error.message}; the gateway's log has its message under "
+                f"request id {request_id}",
+                "request_id": request_id,
+            },
+            status=error.status,
+            headers={**error.headers, "X-Request-Id": request_id},
+        )
     return json_response({"error": error.message}, status=error.status, headers=error.headers)
 
 
@@ -38,12 +84,31 @@ async def _http_error(request: Request, error: Exception) -> Response:
         message = f"no such endpoint: {request.method} {request.url.path}"
     elif error.status_code == 405:
         message = f"{request.method} is not allowed on {request.url.path}"
+        return json_response(
+            {"error": message}, status=405, headers={"Allow": _allowed_methods(request)}
+        )
     return json_response({"error": message}, status=error.status_code, headers=error.headers)
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route takes at the request's path (routes are one per method)."""
+    allowed: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.matches(request.scope)[0] is not Match.NONE:
+            allowed |= route.methods or set()
+    return ", ".join(sorted(allowed))
+
+
 async def _internal_error(request: Request, error: Exception) -> Response:
-    _log.exception("internal error on %s %s", request.method, request.url.path, exc_info=error)
-    return json_response({"error": f"internal error: {type(error).__name__}: {error}"}, status=500)
+    request_id = _request_id()
+    _log.error(
+        "internal error %s on %s %s",
+        request_id,
+        request.method,
+        request.url.path,
+        exc_info=error,
+    )
+    return _internal_answer(request_id)
 
 
 async def _metrics(request: Request) -> Response:
@@ -52,7 +117,28 @@ async def _metrics(request: Request) -> Response:
 
 
 async def _openapi(request: Request) -> Response:
-    return json_response(openapi_document())
+    gateway: Gateway = request.app.state.gateway
+    return json_response(openapi_document(await gateway_paths(gateway)))
+
+
+def _middleware(gateway: Gateway) -> list[Middleware]:
+    """Compression of answers, and CORS when the configuration lists origins."""
+    layers = [Middleware(ResponseCompression)]
+    cors = gateway.settings.cors
+    if cors is not None:
+        layers.insert(
+            0,
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(cors.allow_origins),
+                allow_methods=["GET", "POST", "PUT", "DELETE"],
+                allow_headers=CORS_REQUEST_HEADERS,
+                expose_headers=CORS_RESPONSE_HEADERS,
+                allow_credentials=cors.allow_credentials,
+                max_age=cors.max_age_s,
+            ),
+        )
+    return layers
 
 
 def create_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
@@ -86,6 +172,7 @@ def create_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
+        middleware=_middleware(gateway),
         lifespan=lifespan,
         exception_handlers={
             ApiError: _api_error,

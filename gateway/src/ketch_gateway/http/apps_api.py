@@ -13,6 +13,7 @@ from ketch_gateway.correction.app import App
 from ketch_gateway.correction.queries import Feedback, Query
 from ketch_gateway.errors import BadRequest, InvalidValue
 from ketch_gateway.gateway import Gateway
+from ketch_gateway.http.api_keys import require_api_key
 from ketch_gateway.http.bodies import json_response, read_json_object
 from ketch_gateway.metrics import bounded_target
 
@@ -46,6 +47,7 @@ async def _read(
     request: Request, gateway: Gateway, allowed: set[str]
 ) -> tuple[App, dict[str, Any]]:
     app = gateway.apps.find(request.path_params["app"])
+    require_api_key(request, app.config.api_keys, app.name)
     body = await read_json_object(request, gateway.settings.max_body_bytes)
     _check_keys(body, allowed)
     return app, body
@@ -64,6 +66,9 @@ async def predict(request: Request) -> Response:
         if ("input" in body) == ("inputs" in body):
             raise BadRequest('send one row as "input" or a list of rows as "inputs" (not both)')
         single = "input" in body
+        report = body.get("cache_report", False)
+        if not isinstance(report, bool):
+            raise BadRequest("cache_report: expected true or false")
         if single:
             rows = [body["input"]]
         else:
@@ -87,7 +92,7 @@ async def predict(request: Request) -> Response:
             result["models"] = answer.contributors
         if answer.confidence is not None:
             result["confidence"] = answer.confidence[0] if single else answer.confidence
-        if body.get("cache_report") is True:
+        if report:
             sources = answer.sources or ["uncached"] * len(rows)
             result["cache"] = sources[0] if single else sources
         return json_response(result)
@@ -108,7 +113,7 @@ async def feedback(request: Request) -> Response:
         try:
             receipt = await app.feedback(example)
         except InvalidValue as error:
-            raise error.within("input") from None
+            raise (error if error.location[:1] == ("label",) else error.within("input")) from None
         answer: dict[str, Any] = {
             "recorded": True,
             "feedback_id": receipt.feedback_id,

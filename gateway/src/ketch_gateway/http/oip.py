@@ -9,10 +9,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ketch import InvalidInputError, TensorSpec, validate_inputs
+from ketch.range_parameters import range_parameters
 from ketch.version import __version__
 from ketch_gateway.errors import BadRequest, ServiceUnavailable
 from ketch_gateway.gateway import Gateway
-from ketch_gateway.http.bodies import json_response, read_body
+from ketch_gateway.http.bodies import INFER_BODY, json_response, read_body
 from ketch_gateway.http.oip_codec import HEADER_LENGTH, encode_infer_response, parse_infer_request
 from ketch_gateway.metrics import bounded_target
 
@@ -40,10 +41,19 @@ async def live(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    """``GET /v2/health/ready``: 200 when every model can answer, else 503."""
-    if _gateway(request).ready():
-        return json_response({"ready": True})
-    return json_response({"ready": False, "error": "a model has no healthy replica"}, status=503)
+    """``GET /v2/health/ready``: 200 when every model can answer, else 503.
+
+    The answer shows the state store's state too, but a store that is down does not
+    make the gateway unready: predictions go on without it, and taking every gateway
+    out of its load balancer would turn a feedback outage into a prediction outage.
+    """
+    gateway = _gateway(request)
+    store = gateway.store.describe()
+    if gateway.ready():
+        return json_response({"ready": True, "store": store})
+    return json_response(
+        {"ready": False, "error": "a model has no healthy replica", "store": store}, status=503
+    )
 
 
 def _version_of(request: Request) -> tuple[str, str | None]:
@@ -68,7 +78,16 @@ async def model_metadata(request: Request) -> Response:
 
 
 def _tensor(spec: TensorSpec) -> dict[str, Any]:
-    return {"name": spec.name, "datatype": spec.datatype, "shape": list(spec.shape)}
+    """A tensor's metadata; bounded dimensions' ranges in ``parameters``, as the wrapper's."""
+    tensor: dict[str, Any] = {
+        "name": spec.name,
+        "datatype": spec.datatype,
+        "shape": list(spec.shape),
+    }
+    parameters = range_parameters(spec)
+    if parameters:
+        tensor["parameters"] = parameters
+    return tensor
 
 
 async def model_ready(request: Request) -> Response:
@@ -93,7 +112,7 @@ async def _infer(
 ) -> Response:
     model = gateway.models.find(name)
     version = model.version(version_name)
-    body = await read_body(request, gateway.settings.max_body_bytes)
+    body = await read_body(request, gateway.settings.max_body_bytes, INFER_BODY)
     parsed = parse_infer_request(body, request.headers.get(HEADER_LENGTH))
     signature = await version.require_signature()
     try:

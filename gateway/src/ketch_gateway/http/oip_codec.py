@@ -9,6 +9,7 @@ the request's parameters say ``"binary_data_output": true``) is answered the sam
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -17,7 +18,7 @@ import numpy as np
 import orjson
 
 from ketch import InvalidInputError
-from ketch.tensors import decode_raw, encode_raw
+from ketch.tensors import MAX_DIMENSIONS, MAX_ELEMENTS, decode_raw, encode_raw
 from ketch_gateway.errors import BadRequest, InvalidValue
 from ketch_gateway.http.bodies import parse_json
 from ketch_gateway.json_values import array_from_json, json_from_array
@@ -63,6 +64,12 @@ def _shape(value: Any, field_name: str) -> list[int]:
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value
     ):
         raise BadRequest(f"{field_name}: expected an array of sizes (whole numbers >= 0)")
+    if len(value) > MAX_DIMENSIONS:
+        raise BadRequest(f"{field_name}: {len(value)} dimensions; at most {MAX_DIMENSIONS}")
+    if math.prod(d for d in value if d) > MAX_ELEMENTS:
+        raise BadRequest(
+            f"{field_name}: {value} is too large: its non-zero sizes multiply past 2**40"
+        )
     return value
 
 

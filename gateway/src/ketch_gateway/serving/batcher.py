@@ -9,7 +9,8 @@ concatenated, sent in one ModelInfer call, and split back per request.
 Every accepted request is answered: with its rows' outputs; with a timeout when
 its deadline passes first (a queued request is then never sent); with 503 when
 no replica can take it. A batch held by a replica that turns out unreachable is
-put back once, for another replica, if its deadline allows.
+put back once, for another replica, if its deadline allows. A replica that leaves
+(removed, or gone from DNS) finishes the batch it holds and takes no other.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class BatchingPredictor(Dispatcher):
         self.queue = DeadlineQueue(config.max_queue)
         self._workers: dict[Replica, list[asyncio.Task[None]]] = {}
         self._controllers: dict[Replica, BatchSizeController] = {}
+        self._sending: set[asyncio.Task[Any]] = set()
         labels = (model, version)
         self._depth = metrics.queue_depth.labels(*labels)
         self._batch_size = metrics.batch_size.labels(*labels)
@@ -105,7 +107,11 @@ class BatchingPredictor(Dispatcher):
     # --- replicas ----------------------------------------------------------------------------
 
     def replicas_changed(self) -> None:
-        """Start workers for new replicas; let those of removed ones finish and stop."""
+        """Start workers for new replicas; let those of removed ones finish and stop.
+
+        A removed replica's idle workers stop at once; one that holds a batch sends it
+        and then stops.
+        """
         loop = asyncio.get_running_loop()
         current = set(self.replicas.replicas)
         for replica in current - set(self._workers):
@@ -115,7 +121,8 @@ class BatchingPredictor(Dispatcher):
             ]
         for replica in set(self._workers) - current:
             for task in self._workers.pop(replica):
-                task.cancel()
+                if task not in self._sending:
+                    task.cancel()
             self._controllers.pop(replica, None)
 
     def target(self, replica: Replica) -> int | None:
@@ -190,7 +197,9 @@ class BatchingPredictor(Dispatcher):
 
     async def _work(self, replica: Replica) -> None:
         controller = self._controllers[replica]
-        while True:
+        me = asyncio.current_task()
+        assert me is not None
+        while replica in self._controllers:
             await self.queue.wait()
             if not replica.healthy:
                 await asyncio.sleep(UNHEALTHY_PAUSE_S)
@@ -201,7 +210,11 @@ class BatchingPredictor(Dispatcher):
             batch = self.queue.take(limit)
             if batch:
                 self._depth.set(self.queue.depth)
-                await self._send(replica, controller, batch)
+                self._sending.add(me)
+                try:
+                    await self._send(replica, controller, batch)
+                finally:
+                    self._sending.discard(me)
 
     def _in_time(self, batch: list[PendingRequest], now: float) -> list[PendingRequest]:
         """The requests still waited for; those whose deadline has passed are answered here."""
@@ -245,10 +258,13 @@ class BatchingPredictor(Dispatcher):
         self._batch_size.observe(rows)
         started = time.perf_counter()
         try:
-            outputs = await replica.client.infer(inputs, model=self.model, timeout=timeout)
+            with replica.call():
+                outputs = await replica.client.infer(inputs, model=self.model, timeout=timeout)
         except WrapperCallError as error:
             if error.code == "DEADLINE_EXCEEDED":
                 controller.record(rows, timeout)
+                self._requeue_later_deadlines(live, now + timeout)
+                return
             await self._failed(replica, controller, live, error)
             return
         except asyncio.CancelledError:  # the replica was removed: its batch goes back
@@ -304,6 +320,31 @@ class BatchingPredictor(Dispatcher):
         answer = wrapper_error(self.replicas.label, error)
         for request in batch:
             self._fail(request, answer)
+
+    def _requeue_later_deadlines(self, batch: list[PendingRequest], call_deadline: float) -> None:
+        """After a call timed out: the requests with time left go back to the queue.
+
+        A batch's call is given the time left to its earliest deadline, so a request
+        with a later one (a ``/v2`` call batched with an app's tight objective) still
+        has time when the call gives up: it is sent again, in another batch, instead
+        of failing with the request that set the call's deadline (504). Each call it
+        rides in ends by the deadline of one of its batch, so it is answered by its
+        own deadline at the latest.
+        """
+        for request in batch:
+            if request.future.done():
+                continue
+            if request.deadline > call_deadline:
+                self.queue.put(request, force=True)
+            else:
+                self._fail(
+                    request,
+                    GatewayTimeout(
+                        f"model {self.model!r} did not answer in time: the deadline passed "
+                        "while the model computed the request's batch"
+                    ),
+                )
+        self._depth.set(self.queue.depth)
 
     def _observe_wait_ratio(self, request: PendingRequest, now: float) -> None:
         """Record the share of its time budget that a request spent queued (1: all of it)."""

@@ -1,7 +1,12 @@
-"""The ``none`` batching policy: each request goes to the next healthy replica at once."""
+"""The ``none`` batching policy: each request goes to the next healthy replica at once.
+
+A request whose replica turns out to be unreachable is sent once more, to the next
+healthy replica, when its time allows.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -9,7 +14,12 @@ import numpy as np
 
 from ketch import WrapperCallError
 from ketch_gateway.serving.predictor import Dispatcher, Prediction
-from ketch_gateway.serving.replicas import ReplicaSet, wrapper_error
+from ketch_gateway.serving.replicas import (
+    UNREACHABLE_CODES,
+    Replica,
+    ReplicaSet,
+    wrapper_error,
+)
 
 __all__ = ["DirectPredictor"]
 
@@ -44,13 +54,33 @@ class DirectPredictor(Dispatcher):
         timeout: float,
         outputs: Sequence[str] | None = None,
     ) -> Prediction:
-        """Send the rows to the next healthy replica."""
-        replica = self.replicas.pick()
+        """Send the rows to the next healthy replica (and once more to another, if it is gone)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         try:
-            answer = await replica.client.infer(
-                inputs, model=self.model, outputs=outputs, timeout=timeout
-            )
+            return await self._call(self.replicas.pick(), inputs, outputs, timeout)
+        except WrapperCallError as error:
+            left = deadline - loop.time()
+            if error.code not in UNREACHABLE_CODES or left <= 0:
+                raise wrapper_error(self.replicas.label, error) from None
+        try:
+            return await self._call(self.replicas.pick(), inputs, outputs, left)
+        except WrapperCallError as error:
+            raise wrapper_error(self.replicas.label, error) from None
+
+    async def _call(
+        self,
+        replica: Replica,
+        inputs: Mapping[str, np.ndarray],
+        outputs: Sequence[str] | None,
+        timeout: float,
+    ) -> Prediction:
+        try:
+            with replica.call():
+                answer = await replica.client.infer(
+                    inputs, model=self.model, outputs=outputs, timeout=timeout
+                )
         except WrapperCallError as error:
             replica.failed(error)
-            raise wrapper_error(self.replicas.label, error) from None
+            raise
         return Prediction(answer)

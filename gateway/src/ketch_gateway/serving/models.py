@@ -6,11 +6,19 @@ import asyncio
 import logging
 
 from ketch import Capabilities, Signature, WrapperCallError
+from ketch_gateway.background import cancel_and_wait
 from ketch_gateway.control.config import ModelConfig, VersionConfig
+from ketch_gateway.control.config_reader import ConfigError
 from ketch_gateway.control.supervisor import ManagedWrapper
 from ketch_gateway.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from ketch_gateway.serving.chain import build_chain, build_dispatcher
 from ketch_gateway.serving.context import ServingContext
+from ketch_gateway.serving.discovery import (
+    DnsName,
+    DnsReplicas,
+    check_address,
+    parse_dns_address,
+)
 from ketch_gateway.serving.predictor import Dispatcher, Predictor
 from ketch_gateway.serving.replicas import Replica, ReplicaSet
 
@@ -21,6 +29,10 @@ _log = logging.getLogger(__name__)
 
 class ModelVersion:
     """One version of a model: its replicas (external and managed), metadata and predictor.
+
+    An external address is one wrapper's ``host:port``, or ``dns:HOST:PORT`` for every
+    address HOST resolves to, followed as DNS changes (:mod:`.discovery`). A replica
+    that leaves finishes its calls in flight before its channel closes.
 
     Until :meth:`start`, changes (addresses, the managed count) only edit what will be
     started, so that the admin changes recorded in the state store can be replayed first.
@@ -47,42 +59,122 @@ class ModelVersion:
             owner, config.version, self.dispatcher, context.metrics
         )
         self.started = False
+        self.discovered: dict[str, DnsReplicas] = {}
+        self._draining: dict[asyncio.Task[None], Replica] = {}
         self._launched = 0
 
     async def start(self) -> None:
-        """Connect to the addresses and launch the managed wrappers."""
+        """Connect to the addresses (resolving dns: ones) and launch the managed wrappers.
+
+        ConfigError when a dns: address does not resolve and discovery is strict.
+        """
         self.started = True
-        for address in self.addresses:
-            await self._connect(address)
+        await asyncio.gather(*(self._connect(address) for address in self.addresses))
         await self.scale(self.desired)
         await self.load_metadata()
 
     async def _connect(self, address: str) -> None:
+        name = parse_dns_address(address)
+        if name is not None:
+            await self._discover(address, name)
+            return
         replica = Replica(address, connect=self.context.connect)
         self.replicas.add(replica)
         self.dispatcher.replicas_changed()
         if not await replica.probe():
             _log.warning("%s: replica %s is not answering yet; probing", self.label, address)
 
+    async def _discover(self, address: str, name: DnsName) -> None:
+        """Follow what ``name`` resolves to: a replica per address, as DNS changes."""
+        metrics = self.context.metrics
+        labels = (self.model, self.version, address)
+        follower = DnsReplicas(
+            name,
+            self.label,
+            self.context.discovery,
+            join=lambda resolved: self._join(address, resolved),
+            leave=lambda resolved: self._leave(address, resolved),
+            addresses=metrics.dns_addresses.labels(*labels),
+            failures=metrics.dns_failures.labels(*labels),
+        )
+        self.discovered[address] = follower
+        await follower.refresh()
+        if not follower.resolved and self.context.discovery.strict:
+            del self.discovered[address]
+            raise ConfigError(
+                f"{self.label}: addresses: {address} does not resolve to any address "
+                "(strict DNS: the gateway does not start without it)"
+            )
+        follower.start()
+
+    async def _join(self, source: str, address: str) -> None:
+        """Add the replica at ``address``, resolved from ``source``."""
+        if self.replicas.find(address) is not None:
+            _log.warning(
+                "%s: %s (from %s) is a replica already; not added twice",
+                self.label,
+                address,
+                source,
+            )
+            return
+        replica = Replica(address, connect=self.context.connect, source=source)
+        replica.on_unreachable = self.discovered[source].poke
+        self.replicas.add(replica)
+        self.dispatcher.replicas_changed()
+        if await replica.probe():
+            await self.load_metadata()
+        else:
+            _log.warning("%s: replica %s is not answering yet; probing", self.label, address)
+
+    async def _leave(self, source: str, address: str) -> None:
+        """Drain and remove the replica at ``address`` that ``source`` resolved to."""
+        replica = self.replicas.find(address)
+        if replica is not None and replica.source == source:
+            self._retire(replica)
+
+    def _retire(self, replica: Replica) -> None:
+        """Out of the rotation now; its channel closes once its calls in flight finish."""
+        self.replicas.remove(replica.address)
+        self.dispatcher.replicas_changed()
+        task = asyncio.get_running_loop().create_task(replica.drain(self.owner.timeout_ms / 1000))
+        self._draining[task] = replica
+        task.add_done_callback(lambda done: self._draining.pop(done, None))
+
     async def add_address(self, address: str) -> None:
-        """Add an external replica; it joins the rotation once it probes healthy."""
+        """Add an external replica (or dns: name); it joins the rotation once healthy."""
+        try:
+            check_address(address)
+        except ValueError as error:
+            raise BadRequest(f"address: {error}") from None
         if address in self.addresses:
             raise Conflict(f"{self.label} already has the replica {address}")
         self.addresses.append(address)
         if self.started:
-            await self._connect(address)
+            try:
+                await self._connect(address)
+            except ConfigError:
+                self.addresses.remove(address)
+                raise
             await self.load_metadata()
 
     async def remove_address(self, address: str) -> None:
-        """Remove an external replica."""
+        """Remove an external replica (or a dns: name and every replica it resolved to).
+
+        Calls in flight to the replicas removed finish first.
+        """
         if address not in self.addresses:
             known = ", ".join(self.addresses) or "none"
             raise NotFound(f"{self.label} has no external replica {address} (external: {known})")
         self.addresses.remove(address)
-        replica = self.replicas.remove(address)
-        self.dispatcher.replicas_changed()
+        follower = self.discovered.pop(address, None)
+        if follower is not None:
+            await follower.stop()
+            for resolved in follower.addresses:
+                await self._leave(address, resolved)
+            return
+        replica = self.replicas.find(address)
         if replica is not None:
-            await replica.close()
+            self._retire(replica)
 
     async def remove_managed(self, address: str) -> bool:
         """Stop the managed wrapper listening at ``address``; whether there was one."""
@@ -138,7 +230,7 @@ class ModelVersion:
             if replica:
                 replica[0].reconnect(address)
             else:
-                replica.append(Replica(address, managed=True, connect=self.context.connect))
+                replica.append(Replica(address, managed=True, connect=self.context.connect_managed))
                 self.replicas.add(replica[0])
                 self.dispatcher.replicas_changed()
             replica[0].healthy = True
@@ -212,8 +304,13 @@ class ModelVersion:
 
     async def stop(self) -> None:
         """Answer what is queued, stop the managed wrappers and close every channel."""
+        for follower in self.discovered.values():
+            await follower.stop()
         await self.predictor.close()
         await asyncio.gather(*(wrapper.stop() for wrapper in self.managed))
+        for task, replica in list(self._draining.items()):
+            await cancel_and_wait(task)
+            await replica.close()
         await self.replicas.close()
 
     def describe(self) -> dict[str, object]:
@@ -222,7 +319,12 @@ class ModelVersion:
             "version": self.version,
             "managed": self.desired,
             "addresses": list(self.addresses),
+            "dns": {
+                address: {"resolved": follower.resolved, "addresses": list(follower.addresses)}
+                for address, follower in self.discovered.items()
+            },
             "replicas": [replica.describe() for replica in self.replicas.replicas],
+            "draining": [replica.address for replica in self._draining.values()],
             "wrappers": [wrapper.describe() for wrapper in self.managed],
             "batching": self.predictor.describe(),
         }

@@ -1,22 +1,26 @@
 """The gateway's state store: what must survive a restart, and what several gateways share.
 
-It holds the admin changes (replayed over the configuration file on start-up),
-recorded feedback, the correction policies' state per app and user, and a
-short memory of which model answered which query. Two implementations keep the
-same contract: :class:`~ketch_gateway.stores.sqlite_store.SqliteStateStore` (one file,
-the default) and :class:`~ketch_gateway.stores.redis_store.RedisStateStore` (for several
-gateways sharing state). Every write is acknowledged before the request that
-made it is answered.
+It holds the admin changes (a log, replayed over the configuration file on
+start-up and followed by every gateway that shares the store), recorded feedback,
+the correction policies' state per app and user, and a short memory of which model
+answered which query. Two implementations keep the same contract:
+:class:`~ketch_gateway.stores.sqlite_store.SqliteStateStore` (one file, the default)
+and :class:`~ketch_gateway.stores.redis_store.RedisStateStore` (for several gateways
+sharing state). Every write is acknowledged before the request that made it is
+answered.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
 __all__ = [
+    "AdminBusy",
     "AdminChange",
+    "ChangeInbox",
     "PolicyState",
     "StateStore",
     "StateUpdate",
@@ -32,15 +36,49 @@ StateUpdate = Callable[[PolicyState | None], PolicyState]
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
-class StateStore(Protocol):
-    """Durable state, shared by every request of a gateway (and, for Redis, by gateways)."""
+class AdminBusy(Exception):
+    """Another gateway has held the admin lock too long: the change was not made."""
 
-    async def record_admin_change(self, operation: str, body: dict[str, Any]) -> None:
-        """Append one admin change to the log that a restart replays."""
+
+class ChangeInbox(Protocol):
+    """Announcements that another gateway appended to the admin log."""
+
+    async def wait(self, timeout: float) -> bool:
+        """Whether an announcement arrived within ``timeout`` seconds."""
         ...
 
-    async def admin_changes(self) -> list[AdminChange]:
-        """Every admin change, oldest first."""
+
+class StateStore(Protocol):
+    """Durable state, shared by every request of a gateway (and, for Redis, by gateways).
+
+    ``unavailable_errors`` are the exceptions that mean the store cannot be reached
+    (rather than a mistake in a request); the gateway answers 503 for them.
+    """
+
+    unavailable_errors: tuple[type[Exception], ...]
+
+    async def ping(self) -> None:
+        """Return once the store answers; raise one of ``unavailable_errors`` otherwise."""
+        ...
+
+    async def record_admin_change(self, operation: str, body: dict[str, Any]) -> int:
+        """Append one admin change to the log (and announce it); the log's new length."""
+        ...
+
+    async def admin_changes(self, start: int = 0) -> list[AdminChange]:
+        """The admin changes from the ``start``-th on (every one by default), oldest first."""
+        ...
+
+    async def admin_change_count(self) -> int:
+        """How many admin changes the log holds: its version."""
+        ...
+
+    def admin_lock(self) -> AbstractAsyncContextManager[None]:
+        """Hold off other gateways' admin changes while one is applied and recorded."""
+        ...
+
+    def change_announcements(self) -> AbstractAsyncContextManager[ChangeInbox]:
+        """Listen for announcements of admin changes (while the context lasts)."""
         ...
 
     async def record_feedback(
@@ -86,12 +124,15 @@ def is_redis_location(location: str) -> bool:
     return location.startswith(REDIS_SCHEMES)
 
 
-def open_store(location: str) -> StateStore:
-    """The store at ``location``: ``redis://``, ``rediss://`` or ``unix://`` URL, else a file."""
+def open_store(location: str, *, user_state_ttl_s: float | None = None) -> StateStore:
+    """The store at ``location``: ``redis://``, ``rediss://`` or ``unix://`` URL, else a file.
+
+    ``user_state_ttl_s``: a user's policy state not updated for this long is forgotten.
+    """
     if is_redis_location(location):
         from ketch_gateway.stores.redis_store import RedisStateStore
 
-        return RedisStateStore(location)
+        return RedisStateStore(location, user_state_ttl_s=user_state_ttl_s)
     from ketch_gateway.stores.sqlite_store import SqliteStateStore
 
-    return SqliteStateStore(Path(location))
+    return SqliteStateStore(Path(location), user_state_ttl_s=user_state_ttl_s)
