@@ -90,8 +90,11 @@ def ketch_target(
         (
             "fixed_length_sequence",
             "variable_sizes_answered",
-            r"variable dimensions at size 1 \('steps' \[12, 1, 64\]\): ketch_batch_predict raised "
-            "InvalidInputError",
+            r"no size of the variable dimensions besides the sample's own "
+            r"\('steps' \[12, 3, 64\]\) was answered: "
+            r"'steps' \[12, 1, 64\]: input 'steps': expected 3 steps, got 1; .*"
+            r"'steps' \[12, 6, 64\]: input 'steps': expected 3 steps, got 6; "
+            r"'steps' \[12, 7, 64\]: input 'steps': expected 3 steps, got 7",
         ),
         (
             "off_by_one_batch",

@@ -3,30 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conformance_test_support import TEST_PLUGINS_ENV
+from conformance_test_support import ketch
 
 REFERENCE = "ketch_conformance.reference:plugin"
-
-
-def ketch(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run the ``ketch`` command in ``cwd`` with the test plugins importable."""
-    env = {**os.environ, **TEST_PLUGINS_ENV}
-    return subprocess.run(
-        [sys.executable, "-m", "ketch", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
 
 
 def test_a_conformant_plugin_passes_strictly_with_a_table_and_a_report(

@@ -70,6 +70,7 @@ def test_command_line_target_runs_the_whole_suite_strictly_with_a_report(
         "message",
         "duration",
         "nodeid",
+        "fault",
     }
     by_check = {(result["check"], result["transport"]): result for result in results}
     assert by_check[("observe_moves_toward_labels", "grpc")]["outcome"] == "passed"
@@ -102,7 +103,7 @@ def test_strict_mode_fails_a_skip_but_not_a_tier_that_does_not_apply(
     result.assert_outcomes(**outcomes)
     if strict:
         result.stdout.fnmatch_lines(
-            ["*strict mode allows no skips: the target gives no sample_labels*"]
+            ["*strict mode allows no skips: the target gives no labels to learn from*"]
         )
 
 
@@ -260,5 +261,5 @@ def test_a_module_marked_may_skip_may_lack_its_target_but_not_skip_a_check(
     )
     result.assert_outcomes(passed=1, skipped=2, failed=1)
     result.stdout.fnmatch_lines(
-        ["*strict mode allows no skips: the target gives no sample_labels*", "*no GPU here*"]
+        ["*strict mode allows no skips: the target gives no labels to learn from*", "*no GPU here*"]
     )

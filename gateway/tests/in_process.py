@@ -5,7 +5,9 @@ A :class:`LocalReplica` answers the calls the gateway makes to a replica (its
 ``ketch serve`` runs, and encodes requests and answers as the Open Inference
 Protocol's messages, as a wrapper does: only the gRPC transport is left out.
 Predictions run on a pool of threads, as in a wrapper, so that a slow model
-never holds up the event loop. :func:`gateway_client` serves a configuration
+never holds up the event loop, each in a :class:`ketch.CallScope` that carries
+the call's deadline and ends when the caller gives up (as ``ketch serve`` does
+with the gRPC call's). :func:`gateway_client` serves a configuration
 whose versions name these models' addresses through Starlette's TestClient,
 which runs the gateway's start and stop.
 """
@@ -26,6 +28,8 @@ import numpy as np
 from starlette.testclient import TestClient
 
 from ketch import (
+    CallCancelled,
+    CallScope,
     Capabilities,
     DeviceUnavailableError,
     InvalidInputError,
@@ -38,6 +42,7 @@ from ketch import (
     ObserveResult,
     WrapperCallError,
     select_framework,
+    serving_call,
 )
 from ketch.wire import decode_tensors, infer_request, infer_response, response_arrays
 from ketch_conformance.pacing import Pacing
@@ -56,6 +61,9 @@ _CODES = (
 
 def _call_error(error: Exception) -> WrapperCallError:
     """The error a wrapper answers for ``error``: its gRPC status name and message."""
+    if isinstance(error, CallCancelled):
+        code = "DEADLINE_EXCEEDED" if error.expired else "CANCELLED"
+        return WrapperCallError(code, str(error))
     code = next((name for kind, name in _CODES if isinstance(error, kind)), "INTERNAL")
     message = str(error) if isinstance(error, KetchError) else f"{type(error).__name__}: {error}"
     return WrapperCallError(code, message)
@@ -87,11 +95,21 @@ class LocalReplica(ReplicaClient):
         return runtime
 
     async def _in_thread(self, call: Callable[[], Result], timeout: float | None) -> Result:
-        work = asyncio.get_running_loop().run_in_executor(self.pool, call)
+        scope = CallScope.from_time_remaining(timeout)
+
+        def in_scope() -> Result:
+            with serving_call(scope):
+                return call()
+
+        work = asyncio.get_running_loop().run_in_executor(self.pool, in_scope)
         try:
             return await asyncio.wait_for(work, timeout)
         except TimeoutError:
+            scope.cancel("its deadline passed")
             raise WrapperCallError("DEADLINE_EXCEEDED", "Deadline Exceeded") from None
+        except asyncio.CancelledError:
+            scope.cancel("the caller cancelled the call")
+            raise
         except WrapperCallError:
             raise
         except Exception as error:
@@ -128,8 +146,14 @@ class LocalReplica(ReplicaClient):
         outputs: Sequence[str] | None = None,
         request_id: str = "",
         timeout: float | None = None,
+        metadata: Sequence[tuple[str, str]] | None = None,
     ) -> dict[str, np.ndarray]:
-        """The outputs, through the ModelInfer messages a wrapper reads and writes."""
+        """The outputs, through the ModelInfer messages a wrapper reads and writes.
+
+        ``metadata`` (the batch's trace context) is what a transport would carry; it
+        is remembered in :attr:`last_metadata`.
+        """
+        self.last_metadata = tuple(metadata or ())
         runtime = self._runtime(model)
         request = infer_request(inputs, model=runtime.name, outputs=outputs)
 
@@ -185,10 +209,17 @@ class LocalModels:
         options: Mapping[str, str] | None = None,
         max_batch: int | None = None,
         predict_delay: float | None = None,
+        implementation: object | None = None,
     ) -> str:
-        """Load a model with ``plugin`` (slowed by ``predict_delay`` seconds); its address."""
+        """Load a model with ``plugin`` (slowed by ``predict_delay`` seconds); its address.
+
+        ``implementation`` is the framework plugin object itself, which ``plugin`` then
+        only names (a test's own plugin).
+        """
         cross_cutting = [Pacing(predict_delay)] if predict_delay else []
-        framework = select_framework(plugin, cross_cutting=cross_cutting, environ={})
+        framework = select_framework(
+            plugin, plugin=implementation, cross_cutting=cross_cutting, environ={}
+        )
         spec = ModelSpec.from_path(path, name=name, version=version, options=options)
         runtime = ModelRuntime.load(framework, spec, max_batch=max_batch)
         address = f"local-{name}:{next(self._ports)}"

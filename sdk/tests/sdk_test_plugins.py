@@ -7,21 +7,27 @@ has started.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 
 from ketch import (
+    EXTRA_VARIABLE,
     DimensionRange,
     ModelSpec,
     Signature,
     TensorSpec,
+    WrapperProcess,
     hookimpl,
+    start_wrapper,
     validate_inputs,
 )
+from ketch_conformance import pacing
 from ketch_conformance.reference import SoftmaxModel, SoftmaxRegressionPlugin
 
 REFERENCE_PLUGIN = "ketch_conformance.reference:plugin"
@@ -29,22 +35,40 @@ SLOW_PLUGIN = "sdk_test_plugins:slow"
 WINDOW_PLUGIN = "sdk_test_plugins:window"
 
 
+HOLD_LIMIT_S = 60.0
+
+
 class SlowSoftmaxModel(SoftmaxModel):
     """A softmax model that sleeps before answering and leaves a marker when called."""
 
-    def __init__(
-        self, inner: SoftmaxModel, predict_delay: float, marker: str | None, unloaded: str | None
-    ) -> None:
+    def __init__(self, inner: SoftmaxModel, spec: ModelSpec) -> None:
         weights, bias = inner.parameters
         super().__init__(weights, bias, inner.learning_rate)
-        self.predict_delay = predict_delay
-        self.marker = marker
-        self.unloaded = unloaded
+        self.predict_delay = float(spec.option("predict_delay", "0") or 0)
+        self.marker = spec.option("marker")
+        self.unloaded = spec.option("unloaded")
+        self.calls = spec.option("calls")
+        self.hold = spec.option("hold")
+
+    def called(self) -> None:
+        """Leave the marker, and a file of its own for this call in the ``calls`` folder."""
+        if self.marker:
+            Path(self.marker).touch()
+        if self.calls:
+            Path(self.calls, f"call-{uuid.uuid4().hex}").touch()
+
+    def held(self) -> None:
+        """Wait while the ``hold`` file exists (a minute at most)."""
+        until = time.monotonic() + HOLD_LIMIT_S
+        while self.hold and Path(self.hold).exists() and time.monotonic() < until:
+            time.sleep(0.01)
 
 
 class SlowSoftmaxPlugin(SoftmaxRegressionPlugin):
     """Options: ``load_delay`` and ``predict_delay`` (seconds), ``marker`` (a file to touch
-    when a prediction starts), ``unloaded`` (a file to write when the model is unloaded)."""
+    when a prediction starts), ``calls`` (a folder where each prediction leaves a file),
+    ``hold`` (a file: predictions wait while it exists), ``unloaded`` (a file to write
+    when the model is unloaded)."""
 
     @hookimpl
     def ketch_load(self, spec: ModelSpec) -> SoftmaxModel | None:
@@ -52,20 +76,15 @@ class SlowSoftmaxPlugin(SoftmaxRegressionPlugin):
         if model is None:
             return None
         time.sleep(float(spec.option("load_delay", "0") or 0))
-        return SlowSoftmaxModel(
-            model,
-            float(spec.option("predict_delay", "0") or 0),
-            spec.option("marker"),
-            spec.option("unloaded"),
-        )
+        return SlowSoftmaxModel(model, spec)
 
     @hookimpl
     def ketch_batch_predict(
         self, model: object, inputs: Mapping[str, np.ndarray]
     ) -> dict[str, np.ndarray] | None:
         if isinstance(model, SlowSoftmaxModel):
-            if model.marker:
-                Path(model.marker).touch()
+            model.called()
+            model.held()
             time.sleep(model.predict_delay)
         return super().ketch_batch_predict(model, inputs)
 
@@ -76,6 +95,38 @@ class SlowSoftmaxPlugin(SoftmaxRegressionPlugin):
 
 
 slow = SlowSoftmaxPlugin()
+
+
+@contextlib.contextmanager
+def stalled_wrapper(
+    model_path: Path, folder: Path, env: Mapping[str, str], name: str = "digits"
+) -> Iterator[tuple[WrapperProcess, Path, Path]]:
+    """``ketch serve`` of the slow plugin with one worker thread, paced a minute per prediction.
+
+    Yields the process, the ``calls`` folder where the framework plugin (called after
+    the pacing) leaves a file per prediction, and the pacing's ``control`` folder,
+    where each paced call leaves a file as it starts.
+    """
+    calls, control = folder / "calls", folder / "control"
+    calls.mkdir()
+    control.mkdir()
+    (control / pacing.SLOW_FILE).write_text("0.001")
+    paced = {
+        **env,
+        EXTRA_VARIABLE: pacing.REFERENCE,
+        pacing.PREDICT_DELAY_VARIABLE: "60",
+        pacing.CONTROL_VARIABLE: str(control),
+    }
+    with start_wrapper(
+        SLOW_PLUGIN,
+        model_path,
+        name=name,
+        options={"calls": str(calls)},
+        extra_args=["--workers", "1"],
+        env=paced,
+        echo_stderr=False,
+    ) as process:
+        yield process, calls, control
 
 
 class CountingWrapper:

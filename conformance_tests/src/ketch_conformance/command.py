@@ -19,11 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from ketch_conformance.report import FAILING_OUTCOMES, CheckResult, format_table, read_report
+from ketch_conformance.sample_inputs import SampleInputsError, read_inputs_file, read_labels_file
 
-__all__ = ["add_conformance_command", "pytest_command", "run_conformance"]
+__all__ = ["USAGE_ERROR", "add_conformance_command", "pytest_command", "run_conformance"]
 
 MAX_NAMES = 4
 """How many checks a line of failures names before it counts the rest."""
+USAGE_ERROR = 2
+"""The exit status when the run's own inputs are at fault (as for a bad command line)."""
 
 
 def add_conformance_command(commands: Any) -> None:
@@ -44,8 +47,18 @@ def add_conformance_command(commands: Any) -> None:
     parser.add_argument(
         "--option", action="append", default=[], metavar="KEY=VALUE", help="a plugin option"
     )
-    parser.add_argument("--inputs", metavar="FILE.npz", help="sample rows, one array per input")
-    parser.add_argument("--labels", metavar="FILE.npy", help="one label per sample row")
+    parser.add_argument(
+        "--inputs",
+        metavar="FILE",
+        help="sample rows by input name: .npz (text as unicode arrays), .json or .jsonl",
+    )
+    parser.add_argument("--labels", metavar="FILE", help="one label per sample row: .npy or .json")
+    parser.add_argument(
+        "--call-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="how long one plugin call may take before its check fails with no answer (default 60)",
+    )
     parser.add_argument(
         "--strict", action="store_true", help="certification: any skipped check fails"
     )
@@ -87,6 +100,8 @@ def pytest_command(args: argparse.Namespace, report: Path, config: Path) -> list
             command += [flag, value]
     for option in args.option:
         command += ["--ketch-option", option]
+    if args.call_timeout is not None:
+        command += ["--ketch-call-timeout", str(args.call_timeout)]
     if args.strict:
         command.append("--ketch-strict")
     if args.select:
@@ -144,8 +159,38 @@ def _print_summary(results: list[CheckResult], strict: bool) -> int:
     return len(failing)
 
 
+def _inputs_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the rows or labels files, before any plugin code runs."""
+    try:
+        if args.inputs:
+            read_inputs_file(args.inputs)
+        if args.labels:
+            read_labels_file(args.labels)
+    except SampleInputsError as error:
+        return str(error)
+    return None
+
+
+def _stopped(about: dict[str, Any], status: int, ran: int) -> str:
+    """What to say of a run that pytest did not finish (status < 0: killed by that signal)."""
+    running = about.get("running")
+    where = f" while running {running}" if running else ""
+    how = f"was killed by signal {-status}" if status < 0 else f"stopped (exit status {status})"
+    return (
+        f"\nketch conformance: pytest {how}{where}; the table counts the {ran} checks that "
+        "had finished"
+    )
+
+
 def run_conformance(args: argparse.Namespace) -> int:
-    """Run the suite as ``args`` ask; 0 when no check failed, 1 when one did."""
+    """Run the suite as ``args`` ask; 0 when no check failed, 1 when one did.
+
+    A problem with the run's own rows or labels is reported as such, with status 2.
+    """
+    problem = _inputs_problem(args)
+    if problem is not None:
+        print(f"ketch conformance: {problem}")
+        return USAGE_ERROR
     with tempfile.TemporaryDirectory(prefix="ketch-conformance-") as work:
         config = Path(work, "pytest.ini")
         config.write_text("[pytest]\n", encoding="utf-8")
@@ -157,9 +202,15 @@ def run_conformance(args: argparse.Namespace) -> int:
         status = subprocess.run(command, cwd=work, env=_environment(), check=False).returncode
         if not report.exists():
             print(f"ketch conformance: pytest stopped before any check ran (exit status {status})")
-            return status or 2
-        _, results = read_report(report)
+            return status or USAGE_ERROR
+        about, results = read_report(report)
+    if about.get("usage_error"):
+        print(f"ketch conformance: {about['usage_error']}")
+        return USAGE_ERROR
     failed = _print_summary(results, args.strict)
+    if not about.get("finished", True):
+        print(_stopped(about, status, len(results)))
+        return 128 - status if status < 0 else status or USAGE_ERROR
     if failed:
         return 1
     return 0 if status in (0, 1) else status

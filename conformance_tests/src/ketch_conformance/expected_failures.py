@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ketch_conformance.registry import CHECKS, TRANSPORTS
+from ketch_conformance.checks import CHECKS
+from ketch_conformance.registry import TRANSPORTS
 
 __all__ = ["ExpectedFailure", "read_expected_failures"]
 

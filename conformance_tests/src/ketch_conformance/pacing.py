@@ -13,7 +13,9 @@ the framework plugin. It reads the environment:
 - ``KETCH_PACING_PREDICT_DELAY``: seconds every prediction waits first, for
   every model (``0.2``) or by model name (``weak=0.4,mlp_slow=0.2``; models not
   named are not slowed), read when the model loads. Tests and benchmarks make a
-  straggler with it.
+  straggler with it. The wait ends early when the call does (its caller cancelled
+  it, or its deadline passed: :func:`ketch.current_call`), and the prediction is
+  then not made, as a framework that can stop mid-computation would.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Final
 
 import numpy as np
 
-from ketch import ModelSpec, hookimpl
+from ketch import ModelSpec, current_call, hookimpl
 
 __all__ = [
     "CONTROL_VARIABLE",
@@ -112,7 +114,10 @@ class Pacing:
     def ketch_batch_predict(
         self, model: object, inputs: Mapping[str, np.ndarray]
     ) -> Generator[None, object, object]:
-        """Wait the model's delay; while the control folder holds ``slow``, mark the call, wait."""
+        """Wait the model's delay; while the control folder holds ``slow``, mark the call, wait.
+
+        The model's delay ends when the call does (CallCancelled, and no prediction).
+        """
         control = os.environ.get(CONTROL_VARIABLE)
         if control:
             slow = Path(control, SLOW_FILE)
@@ -124,7 +129,9 @@ class Pacing:
                 Path(control, f"{CALL_MARKER_PREFIX}{uuid.uuid4().hex}").touch()
                 time.sleep(delay)
         if self.delay:
-            time.sleep(self.delay)
+            call = current_call()
+            if call.wait(self.delay):
+                call.check("the paced prediction")
         return (yield)
 
 

@@ -4,6 +4,12 @@ Inert unless it is given a target: ``--ketch-plugin`` (with ``--ketch-model``, o
 plugin that builds its own targets through the ``pytest_ketch_conformance_targets`` hook)
 on the command line, or a ``ketch_target`` fixture that a plugin's own tests
 define. When a plugin is given and pytest is given no paths, it runs the suite.
+
+The plugin never runs in pytest's process: the in-process checks call its hooks
+in a worker process (:mod:`ketch_conformance.isolation`), the gRPC checks a
+``ketch serve`` process. A problem with the run's own rows or labels given on the
+command line is a usage error that stops the run (exit status 4), never a failure
+of the plugin.
 """
 
 from __future__ import annotations
@@ -12,18 +18,28 @@ import dataclasses
 from collections.abc import Iterator, Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Final, NoReturn
 
 import numpy as np
 import pytest
 
-from ketch import WrapperProcess, start_wrapper
+from ketch import InvalidInputError, WrapperProcess, start_wrapper
 from ketch_conformance import factory_hooks
 from ketch_conformance.checks import CheckContext
 from ketch_conformance.expected_failures import read_expected_failures
 from ketch_conformance.factory_hooks import FACTORY_GROUP, TargetFactory
-from ketch_conformance.samples import random_inputs, take_rows
-from ketch_conformance.session import MAY_SKIP_MARKER, ConformanceSession
-from ketch_conformance.subjects import GrpcSubject, InProcessSubject, load_in_process
+from ketch_conformance.isolation import IsolatedSubject
+from ketch_conformance.probes import read_only
+from ketch_conformance.sample_inputs import (
+    RANDOM,
+    SampleInputsError,
+    check_labels,
+    choose_sample_inputs,
+    read_inputs_file,
+    read_labels_file,
+)
+from ketch_conformance.session import MAY_SKIP_MARKER, SESSION_NAME, ConformanceSession
+from ketch_conformance.subjects import GrpcSubject, InProcessSubject
 from ketch_conformance.target import ConformanceTarget
 
 __all__ = [
@@ -42,6 +58,13 @@ __all__ = [
 
 SUITE_PATH = Path(__file__).with_name("suite.py")
 _FACTORIES = pytest.StashKey[Mapping[str, TargetFactory]]()
+_COMMAND_LINE_ROWS = pytest.StashKey[tuple[dict[str, np.ndarray] | None, np.ndarray | None]]()
+_COMMAND_LINE_TARGET = pytest.StashKey[ConformanceTarget]()
+NO_VALID_SAMPLE: Final = (
+    "give sample rows: a file of rows (ketch conformance --inputs FILE, or pytest "
+    "--ketch-inputs FILE; .npz, .json or .jsonl), ConformanceTarget.sample_inputs, or a "
+    "ketch_example_inputs hook in the plugin"
+)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -67,10 +90,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="a plugin option (repeatable)",
     )
     group.addoption(
-        "--ketch-inputs", metavar="FILE.npz", help="sample rows: one array per input name"
+        "--ketch-inputs",
+        metavar="FILE",
+        help="sample rows, by input name: .npz (text as unicode arrays), .json or .jsonl",
     )
     group.addoption(
-        "--ketch-labels", metavar="FILE.npy", help="one label per sample row, for observe checks"
+        "--ketch-labels",
+        metavar="FILE",
+        help="one label per sample row, for observe checks: .npy or .json",
+    )
+    group.addoption(
+        "--ketch-call-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="how long one plugin call may take before its check fails with no answer "
+        "(default: the target's, 60 s)",
     )
     group.addoption(
         "--ketch-strict",
@@ -113,6 +147,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if plugin and not config.getoption("ketch_model"):
         _register_target_factories(config, plugin)
         _target_factories(config, plugin)
+    if plugin and config.getoption("ketch_model"):
+        config.stash[_COMMAND_LINE_ROWS] = _read_rows(config)
     xfail_file = config.getoption("ketch_xfail")
     try:
         expected = read_expected_failures(xfail_file) if xfail_file else []
@@ -130,7 +166,27 @@ def pytest_configure(config: pytest.Config) -> None:
         report_path=Path(report) if report else None,
         about=about,
     )
-    config.pluginmanager.register(session, "ketch-conformance-session")
+    config.pluginmanager.register(session, SESSION_NAME)
+
+
+def _read_rows(config: pytest.Config) -> tuple[dict[str, np.ndarray] | None, np.ndarray | None]:
+    """The command line's rows and labels files, read; a usage error when one cannot be."""
+    inputs_file = config.getoption("ketch_inputs")
+    labels_file = config.getoption("ketch_labels")
+    try:
+        inputs = read_inputs_file(inputs_file) if inputs_file else None
+        labels = read_labels_file(labels_file) if labels_file else None
+    except SampleInputsError as error:
+        raise pytest.UsageError(str(error)) from error
+    return inputs, labels
+
+
+def _usage_error(config: pytest.Config, message: str) -> NoReturn:
+    """Stop the run: its own inputs are at fault (the report says so too)."""
+    session = config.pluginmanager.get_plugin(SESSION_NAME)
+    if isinstance(session, ConformanceSession):
+        session.usage_error = message
+    pytest.exit(f"ketch conformance: {message}", returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 def _target_factories(config: pytest.Config, plugin: str) -> Mapping[str, TargetFactory]:
@@ -166,21 +222,27 @@ def _options(pairs: list[str]) -> dict[str, str]:
 
 
 def _command_line_target(config: pytest.Config, plugin: str, model: str) -> ConformanceTarget:
-    inputs_file = config.getoption("ketch_inputs")
-    labels_file = config.getoption("ketch_labels")
-    inputs = None
-    if inputs_file:
-        with np.load(inputs_file, allow_pickle=False) as archive:
-            inputs = {name: archive[name] for name in archive.files}
-    labels = np.load(labels_file, allow_pickle=False) if labels_file else None
-    return ConformanceTarget(
-        plugin=plugin,
-        model_path=model,
-        device=config.getoption("ketch_device"),
-        options=_options(config.getoption("ketch_option")),
-        sample_inputs=inputs,
-        sample_labels=labels,
-    )
+    if _COMMAND_LINE_TARGET not in config.stash:
+        inputs, labels = config.stash[_COMMAND_LINE_ROWS]
+        config.stash[_COMMAND_LINE_TARGET] = ConformanceTarget(
+            plugin=plugin,
+            model_path=model,
+            device=config.getoption("ketch_device"),
+            options=_options(config.getoption("ketch_option")),
+            sample_inputs=inputs,
+            sample_labels=labels,
+        )
+    return config.stash[_COMMAND_LINE_TARGET]
+
+
+def _from_command_line(config: pytest.Config, target: ConformanceTarget) -> bool:
+    return config.stash.get(_COMMAND_LINE_TARGET, None) is target
+
+
+def _with_call_timeout(config: pytest.Config, target: ConformanceTarget) -> ConformanceTarget:
+    """The target with the command line's ``--ketch-call-timeout``, when one was given."""
+    seconds = config.getoption("ketch_call_timeout")
+    return target if seconds is None else dataclasses.replace(target, call_timeout=seconds)
 
 
 def _built_target(
@@ -212,23 +274,62 @@ def ketch_target(
 
 
 @pytest.fixture(scope="module")
-def ketch_in_process(ketch_target: ConformanceTarget) -> InProcessSubject:
-    """The target's model, loaded through its hooks in this process."""
-    return load_in_process(ketch_target)
+def ketch_in_process(
+    request: pytest.FixtureRequest, ketch_target: ConformanceTarget
+) -> Iterator[InProcessSubject]:
+    """The target's model, loaded through its hooks in a worker process of its own."""
+    subject = IsolatedSubject.start(_with_call_timeout(request.config, ketch_target))
+    yield subject
+    subject.close()
+
+
+def _random_rows_refused(subject: InProcessSubject, inputs: Mapping[str, np.ndarray]) -> str:
+    """Why the model refuses random rows as invalid input, or "" when it does not."""
+    try:
+        subject.framework.batch_predict(subject.model, read_only(inputs))
+    except InvalidInputError as error:
+        return str(error)
+    except Exception:
+        return ""  # a crash, or another error: the checks report it
+    return ""
 
 
 @pytest.fixture(scope="module")
 def ketch_sample_inputs(
-    ketch_target: ConformanceTarget, ketch_in_process: InProcessSubject
+    request: pytest.FixtureRequest,
+    ketch_target: ConformanceTarget,
+    ketch_in_process: InProcessSubject,
 ) -> dict[str, np.ndarray]:
-    """The target's sample rows (at most ``max_batch``), or random rows that fit its signature."""
-    if ketch_target.sample_inputs is not None:
-        inputs = dict(ketch_target.sample_inputs)
-    else:
-        inputs = dict(random_inputs(ketch_in_process.signature))
-    max_batch = ketch_in_process.signature.capabilities.max_batch
-    if max_batch is not None and len(next(iter(inputs.values()))) > max_batch:
-        inputs = take_rows(inputs, slice(0, max_batch))
+    """The rows the checks predict (at most ``max_batch``): the target's, the plugin's, or random.
+
+    The target's own rows must fit the signature (and its labels, if any, the rows):
+    if they come from the command line, a misfit stops the run as a usage error.
+    """
+    config = request.config
+    command_line = _from_command_line(config, ketch_target)
+    origin = (
+        f"the inputs file {config.getoption('ketch_inputs')}"
+        if command_line
+        else "the target's sample_inputs"
+    )
+    try:
+        inputs, source = choose_sample_inputs(ketch_target.sample_inputs, ketch_in_process, origin)
+        rows = len(next(iter(inputs.values())))
+        labels_origin = (
+            f"the labels file {config.getoption('ketch_labels')}"
+            if command_line
+            else "the target's sample_labels"
+        )
+        check_labels(ketch_target.sample_labels, rows, labels_origin)
+        refused = _random_rows_refused(ketch_in_process, inputs) if source == RANDOM else ""
+        if refused:
+            raise SampleInputsError(
+                f"the model refuses the {RANDOM} as invalid input ({refused}): {NO_VALID_SAMPLE}"
+            )
+    except SampleInputsError as error:
+        if command_line:
+            _usage_error(config, str(error))
+        raise
     return inputs
 
 
@@ -247,26 +348,39 @@ def ketch_in_process_context(
     )
 
 
+def _start_wrapper(target: ConformanceTarget) -> WrapperProcess:
+    return start_wrapper(
+        target.plugin,
+        target.model_path,
+        device=target.device,
+        options=target.options,
+        env=target.env,
+    )
+
+
 @pytest.fixture(scope="module")
 def ketch_wrapper(ketch_target: ConformanceTarget) -> Iterator[WrapperProcess]:
     """A ``ketch serve`` process for the target, stopped after the module."""
-    process = start_wrapper(
-        ketch_target.plugin,
-        ketch_target.model_path,
-        device=ketch_target.device,
-        options=ketch_target.options,
-        env=ketch_target.env,
-    )
+    process = _start_wrapper(ketch_target)
     yield process
     process.stop()
 
 
 @pytest.fixture(scope="module")
 def ketch_grpc(
-    ketch_wrapper: WrapperProcess, ketch_in_process: InProcessSubject
+    request: pytest.FixtureRequest,
+    ketch_target: ConformanceTarget,
+    ketch_wrapper: WrapperProcess,
+    ketch_in_process: InProcessSubject,
 ) -> Iterator[GrpcSubject]:
-    """A client for the target's wrapper process."""
-    subject = GrpcSubject(ketch_wrapper, ketch_in_process.signature)
+    """A client for the target's wrapper process, which starts a fresh one after a fault."""
+    target = _with_call_timeout(request.config, ketch_target)
+    subject = GrpcSubject(
+        ketch_wrapper,
+        ketch_in_process.signature,
+        call_timeout=target.call_timeout,
+        restart=lambda: _start_wrapper(target),
+    )
     yield subject
     subject.close()
 

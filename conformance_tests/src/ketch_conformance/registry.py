@@ -1,4 +1,4 @@
-"""The registry of checks, and the context every check works with.
+"""What a check is, and the context every check works with.
 
 A check is a function of a :class:`CheckContext` that returns quietly when the
 rule holds and raises :class:`~ketch_conformance.ConformanceFailure`, saying what
@@ -16,21 +16,30 @@ from typing import Final
 
 import numpy as np
 
-from ketch import ContractViolation, Signature, Tolerance, validate_outputs
+from ketch import (
+    ContractViolation,
+    InvalidInputError,
+    Signature,
+    Tolerance,
+    WrapperCallError,
+    validate_outputs,
+)
 from ketch_conformance.failures import ConformanceFailure
+from ketch_conformance.faults import PluginFault
 from ketch_conformance.samples import take_rows
-from ketch_conformance.subjects import GrpcSubject, InProcessSubject, Subject
+from ketch_conformance.subjects import GrpcSubject, InProcessSubject, Subject, error_name
 from ketch_conformance.target import ConformanceTarget
 from ketch_conformance.tiers import CORE, TIERS
 
 __all__ = [
-    "CHECKS",
     "IN_PROCESS",
     "OVER_GRPC",
+    "TRANSPORTS",
     "Check",
     "CheckContext",
+    "Refused",
+    "answer_or_refusal",
     "check",
-    "checks_for",
     "concatenate",
     "grpc_subject",
     "in_process_subject",
@@ -100,9 +109,6 @@ class Check:
     needs: tuple[str, ...] = ()
 
 
-CHECKS: dict[str, Check] = {}
-
-
 def check(
     name: str,
     rule: str,
@@ -110,26 +116,22 @@ def check(
     tier: str = CORE,
     transports: tuple[str, ...] = TRANSPORTS,
     needs: tuple[str, ...] = (),
-) -> Callable[[CheckFunction], CheckFunction]:
-    """Register a check function under ``name``."""
+) -> Callable[[CheckFunction], Check]:
+    """Make a check function into a :class:`Check` named ``name`` (nothing is registered).
+
+    Each ``checks`` module lists its checks in its ``RULES``; the package lists the
+    modules, which gives :data:`ketch_conformance.CHECKS` and its order.
+    """
     if tier not in TIERS:
         raise ValueError(f"check {name!r}: unknown tier {tier!r}; the tiers are {list(TIERS)}")
     unknown = [transport for transport in transports if transport not in TRANSPORTS]
     if unknown:
         raise ValueError(f"check {name!r}: unknown transports {unknown}")
 
-    def register(function: CheckFunction) -> CheckFunction:
-        if name in CHECKS:
-            raise ValueError(f"check {name!r} is registered twice")
-        CHECKS[name] = Check(name, tier, transports, rule, function, needs)
-        return function
+    def make(function: CheckFunction) -> Check:
+        return Check(name, tier, transports, rule, function, needs)
 
-    return register
-
-
-def checks_for(transport: str) -> list[Check]:
-    """The checks that run over ``transport``, in registration order."""
-    return [item for item in CHECKS.values() if transport in item.transports]
+    return make
 
 
 def in_process_subject(context: CheckContext) -> InProcessSubject:
@@ -157,3 +159,48 @@ def singles(context: CheckContext, indices: range | list[int]) -> dict[str, np.n
     """The sample rows at ``indices``, each asked alone, answers stacked in order."""
     answers = [context.predict(take_rows(context.inputs, [i])) for i in indices]
     return concatenate(*answers)
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A batch refused as invalid input, with the message the wrapper gave."""
+
+    message: str
+
+
+def answer_or_refusal(
+    context: CheckContext, inputs: Mapping[str, np.ndarray], what: str
+) -> dict[str, np.ndarray] | Refused:
+    """The outputs for ``inputs``, or how they were refused as invalid input; else a failure.
+
+    In process a refusal is ``InvalidInputError``, over gRPC ``INVALID_ARGUMENT``;
+    anything else is a ConformanceFailure that starts with ``what``.
+    """
+    subject = context.subject
+    if isinstance(subject, GrpcSubject):
+        try:
+            outputs: Mapping[str, np.ndarray] = subject.infer(inputs)
+        except WrapperCallError as error:
+            if error.code == "INVALID_ARGUMENT":
+                return Refused(error.message)
+            raise ConformanceFailure(
+                f"{what}: ModelInfer answered {error}; expected an answer or INVALID_ARGUMENT"
+            ) from error
+    else:
+        assert isinstance(subject, InProcessSubject)
+        try:
+            outputs = subject.framework.batch_predict(subject.model, inputs)
+        except InvalidInputError as error:
+            return Refused(str(error))
+        except PluginFault:
+            raise
+        except Exception as error:
+            raise ConformanceFailure(
+                f"{what}: ketch_batch_predict raised {error_name(error)}: {error}; expected an "
+                "answer or ketch.InvalidInputError"
+            ) from error
+    rows = len(next(iter(inputs.values())))
+    try:
+        return validate_outputs(context.signature, outputs, rows, plugin=subject.label)
+    except ContractViolation as error:
+        raise ConformanceFailure(f"{what}: {error}") from error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -47,7 +48,11 @@ COLUMNS: Final = (
 
 @dataclass(frozen=True)
 class CheckResult:
-    """One check, run once on one target over one transport."""
+    """One check, run once on one target over one transport.
+
+    ``fault`` is set when the process running the plugin exited, was killed or hung
+    during the check (see :class:`ketch_conformance.faults.ProcessFault`).
+    """
 
     check: str
     tier: str
@@ -57,6 +62,7 @@ class CheckResult:
     message: str
     duration: float
     nodeid: str
+    fault: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The record as JSON values."""
@@ -91,11 +97,17 @@ def format_table(results: Iterable[CheckResult]) -> str:
 def write_report(
     path: str | Path, results: Iterable[CheckResult], about: Mapping[str, Any]
 ) -> None:
-    """Write the JSON report: ``about`` (plugin, model, strict, ...), totals, and every result."""
+    """Write the JSON report: ``about`` (plugin, model, strict, ...), totals, and every result.
+
+    The file is replaced whole, so a reader never sees half a report.
+    """
     listed = list(results)
     totals = {tier: dict(counter) for tier, counter in tally(listed).items()}
     document = {**about, "totals": totals, "results": [result.as_json() for result in listed]}
-    Path(path).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, path)
 
 
 def read_report(path: str | Path) -> tuple[dict[str, Any], list[CheckResult]]:

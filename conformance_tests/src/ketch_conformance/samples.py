@@ -8,7 +8,13 @@ import numpy as np
 
 from ketch import VARIABLE, Signature, TensorSpec, numpy_dtype
 
-__all__ = ["SAMPLE_ROWS", "VARIABLE_DIMENSION_SIZE", "random_inputs", "take_rows"]
+__all__ = [
+    "SAMPLE_ROWS",
+    "VARIABLE_DIMENSION_SIZE",
+    "random_inputs",
+    "take_rows",
+    "variable_size",
+]
 
 SAMPLE_ROWS = 12
 VARIABLE_DIMENSION_SIZE = 3
@@ -36,8 +42,20 @@ _WORDS = (
 )
 
 
+def variable_size(spec: TensorSpec, axis: int) -> int:
+    """The size random rows give variable dimension ``axis``: 3, or the nearest its range takes."""
+    bounds = spec.range_of(axis)
+    if bounds is None:
+        return VARIABLE_DIMENSION_SIZE
+    size = max(VARIABLE_DIMENSION_SIZE, bounds.minimum)
+    return size if bounds.maximum is None else min(size, bounds.maximum)
+
+
 def _random_tensor(spec: TensorSpec, rows: int, rng: np.random.Generator) -> np.ndarray:
-    row_shape = tuple(VARIABLE_DIMENSION_SIZE if d == VARIABLE else d for d in spec.row_shape)
+    row_shape = tuple(
+        variable_size(spec, axis) if size == VARIABLE else size
+        for axis, size in enumerate(spec.row_shape, start=1)
+    )
     shape = (rows, *row_shape)
     if spec.datatype == "BYTES":
         count = int(np.prod(shape))
@@ -59,7 +77,10 @@ def _random_tensor(spec: TensorSpec, rows: int, rng: np.random.Generator) -> np.
 def random_inputs(
     signature: Signature, rows: int = SAMPLE_ROWS, seed: int = 0
 ) -> dict[str, np.ndarray]:
-    """Random rows for every input: numbers in [0, 16), short sentences for BYTES."""
+    """Random rows for every input: numbers in [0, 16), short sentences for BYTES.
+
+    Variable dimensions take size 3, or the nearest size their declared range takes.
+    """
     rng = np.random.default_rng(seed)
     return {spec.name: _random_tensor(spec, rows, rng) for spec in signature.inputs}
 

@@ -15,15 +15,25 @@ from typing import Any
 
 import pytest
 
+from ketch_conformance.checks import CHECKS
 from ketch_conformance.expected_failures import ExpectedFailure
 from ketch_conformance.failures import ConformanceFailure
-from ketch_conformance.registry import CHECKS
+from ketch_conformance.faults import PluginFault
 from ketch_conformance.report import CheckResult, format_table, write_report
 from ketch_conformance.suite import TestInProcess, TestOverGrpc
 from ketch_conformance.tiers import NOT_APPLICABLE_PREFIX
 
-__all__ = ["MAY_SKIP_MARKER", "STRICT_PREFIX", "ConformanceSession", "SuiteItem", "suite_item"]
+__all__ = [
+    "MAY_SKIP_MARKER",
+    "SESSION_NAME",
+    "STRICT_PREFIX",
+    "ConformanceSession",
+    "SuiteItem",
+    "suite_item",
+]
 
+SESSION_NAME = "ketch-conformance-session"
+"""The name :class:`ConformanceSession` is registered under with pytest's plugin manager."""
 STRICT_PREFIX = "strict mode allows no skips: "
 MAY_SKIP_MARKER = "ketch_target_may_skip"
 """Marks a test module whose target may be missing here (a GPU-only target on a CPU machine)."""
@@ -81,8 +91,19 @@ def _failure_message(report: pytest.TestReport, call: pytest.CallInfo[None]) -> 
     return text.splitlines()[-1] if text else ""
 
 
+def _fault(call: pytest.CallInfo[None]) -> dict[str, Any] | None:
+    if call.excinfo is not None and isinstance(call.excinfo.value, PluginFault):
+        return call.excinfo.value.fault.as_json()
+    return None
+
+
 class ConformanceSession:
-    """Strict mode, expected failures, and a record of every check that ran."""
+    """Strict mode, expected failures, and a record of every check that ran.
+
+    The report is written again after every check, so that it tells how far a
+    run got even if the run itself was killed (``finished`` stays false, and
+    ``running`` names the check it was in).
+    """
 
     def __init__(
         self,
@@ -97,6 +118,8 @@ class ConformanceSession:
         self.report_path = report_path
         self.about = about
         self.results: dict[str, CheckResult] = {}
+        self.running: str | None = None
+        self.usage_error: str | None = None
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         """Mark the checks of the expected-failures file as strict xfails.
@@ -138,21 +161,40 @@ class ConformanceSession:
             outcome, message = "failed", report.longrepr
         elif outcome in ("failed", "error"):
             message = _failure_message(report, call)
-        self._record(item.nodeid, found, report, outcome, message)
+        self._record(
+            item.nodeid, found, report, outcome=outcome, message=message, fault=_fault(call)
+        )
         return report
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        """Note the check that starts, in the report."""
+        found = suite_item(item)
+        if found is not None:
+            target = f" [{found.target}]" if found.target else ""
+            self.running = f"{found.transport} {found.check}{target}"
+            self._write(finished=False)
+
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        """Write the report with the check that just finished."""
+        if nodeid in self.results:
+            self.running = None
+            self._write(finished=False)
 
     def _record(
         self,
         nodeid: str,
         found: SuiteItem,
         report: pytest.TestReport,
+        *,
         outcome: str,
         message: str,
+        fault: dict[str, Any] | None,
     ) -> None:
         earlier = self.results.get(nodeid)
         duration = report.duration + (earlier.duration if earlier else 0.0)
         if earlier is not None and outcome == "passed":
-            outcome, message = earlier.outcome, earlier.message
+            outcome, message, fault = earlier.outcome, earlier.message, earlier.fault
         self.results[nodeid] = CheckResult(
             check=found.check,
             tier=CHECKS[found.check].tier,
@@ -162,16 +204,24 @@ class ConformanceSession:
             message=message,
             duration=round(duration, 4),
             nodeid=nodeid,
+            fault=fault,
         )
+
+    def _write(self, *, finished: bool) -> None:
+        if self.report_path is None:
+            return
+        about = {
+            **self.about,
+            "strict": self.strict,
+            "finished": finished,
+            "running": self.running,
+            "usage_error": self.usage_error,
+        }
+        write_report(self.report_path, self.results.values(), about)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """Write the JSON report, when one was asked for."""
-        if self.report_path is not None:
-            write_report(
-                self.report_path,
-                self.results.values(),
-                {**self.about, "strict": self.strict},
-            )
+        self._write(finished=True)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         """Outcomes by tier, after pytest's own summary."""

@@ -27,7 +27,9 @@ class ConformanceTarget:
     :param options: plugin options, as ``ketch serve --option`` takes them.
     :param device: where to place the model.
     :param sample_inputs: rows to predict (at least 4), by input name; when None,
-        the suite makes random rows that fit the signature.
+        the rows the plugin's ``ketch_example_inputs`` gives, else random rows that
+        fit the signature. Unicode or bytes arrays (numpy ``U`` or ``S``) for a
+        ``BYTES`` input become its UTF-8 bytes; numbers become the declared datatype.
     :param plugin_object: the plugin object itself, for in-process checks of a
         plugin that is not installed (``plugin`` then only names it, and the
         gRPC checks import ``plugin`` as a reference).
@@ -40,6 +42,9 @@ class ConformanceTarget:
         (see :func:`ketch_conformance.labels.default_prediction_error`).
     :param shutdown_timeout: seconds a wrapper gets to exit after SIGTERM once the
         calls in flight have finished, before the suite calls it hung.
+    :param call_timeout: seconds one plugin call (one ``ketch_batch_predict``, one
+        ModelInfer, ...) may take before its check fails with "no answer" and the
+        process that hangs is replaced; loading gets at least 120 s.
     """
 
     plugin: str
@@ -52,6 +57,7 @@ class ConformanceTarget:
     sample_labels: np.ndarray | None = None
     prediction_error: PredictionError | None = None
     shutdown_timeout: float = 30.0
+    call_timeout: float = 60.0
 
     def spec(self, device: str | None = None) -> ModelSpec:
         """The model spec the runtime would build for this target."""

@@ -154,7 +154,11 @@ def _freeze_startup_objects() -> None:
 async def _serve(config: GatewayConfig, sock: socket.socket, url: str, level: str) -> int:
     """Start the gateway (SIGTERM meanwhile stops it), then serve until SIGTERM or SIGINT."""
     log = logging.getLogger("ketch.gateway")
-    gateway = Gateway(config)
+    try:
+        gateway = Gateway(config)
+    except ConfigError as error:
+        print(f"ketch gateway: {error}", file=sys.stderr, flush=True)
+        return 2
     loop = asyncio.get_running_loop()
     starting = asyncio.current_task()
     assert starting is not None

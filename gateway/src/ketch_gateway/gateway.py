@@ -15,9 +15,10 @@ import functools
 import logging
 import time
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ketch import ClientTls
+from ketch.telemetry.settings import wrapper_environment
 from ketch_gateway.background import cancel_and_wait
 from ketch_gateway.catalog import Catalog
 from ketch_gateway.control.admin import ADMIN_OPERATIONS, as_recorded
@@ -29,12 +30,18 @@ from ketch_gateway.control.supervisor import RestartPolicy, StartGate
 from ketch_gateway.correction.app import App
 from ketch_gateway.errors import BadRequest, ServiceUnavailable
 from ketch_gateway.metrics import Metrics
+from ketch_gateway.observability.history import MetricsHistory
+from ketch_gateway.observability.recent_errors import RecentErrors
+from ketch_gateway.observability.state_metrics import GatewayStateCollector
 from ketch_gateway.serving.context import ServingContext
 from ketch_gateway.serving.discovery import DiscoverySettings
 from ketch_gateway.serving.models import Model
 from ketch_gateway.serving.replicas import Connect, connect_grpc
 from ketch_gateway.stores.contract import AdminBusy, open_store
 from ketch_gateway.stores.guard import GuardedStore
+
+if TYPE_CHECKING:
+    from ketch.telemetry.tracing import Tracing
 
 __all__ = ["Gateway"]
 
@@ -62,6 +69,8 @@ class Gateway:
     :param restart: how managed wrappers that exit are restarted.
     :param connect: how a replica is reached from its address (gRPC; tests may
         serve a model in process instead).
+    :param tracing: the tracer of its spans; by default the one the configuration's
+        tracing settings ask for (None when tracing is off).
     """
 
     def __init__(
@@ -70,14 +79,17 @@ class Gateway:
         restart: RestartPolicy | None = None,
         *,
         connect: Connect = connect_grpc,
+        tracing: Tracing | None = None,
     ) -> None:
         self.config = config
         self.settings = config.settings
         self.base = config.source.resolve().parent if config.source else Path.cwd()
         self.metrics = Metrics()
+        self.tracing = tracing if tracing is not None else _tracing(config)
         self.auth_throttle = AuthThrottle(config.admin.auth_failures, config.admin.auth_window_s)
         wrappers = config.wrappers
-        gate = StartGate(wrappers.environment(), wrappers.max_starting)
+        environment = {**wrappers.environment(), **wrapper_environment(config.tracing)}
+        gate = StartGate(environment, wrappers.max_starting)
         discovery = DiscoverySettings(self.settings.resolve_every_s, self.settings.strict_dns)
         self.serving = ServingContext(
             self.metrics,
@@ -87,6 +99,9 @@ class Gateway:
             discovery,
             connect_managed=connect,
         )
+        self.history = MetricsHistory(self.metrics)
+        self.recent_errors = RecentErrors()
+        self.started_at: float | None = None
         self.models: Catalog[Model] = Catalog("model")
         for model in config.models:
             self.models.add(model.name, self.new_model(model))
@@ -98,6 +113,7 @@ class Gateway:
         for app in config.apps:
             self.apps.add(app.name, self.new_app(app))
         self._refresh_objectives()
+        self.metrics.registry.register(GatewayStateCollector(self))
         self.started = False
         self._changes = asyncio.Lock()
         self.admin_log = AdminFollower(
@@ -108,6 +124,7 @@ class Gateway:
             lock=self._changes,
         )
         self._prober: asyncio.Task[None] | None = None
+        self._sampler: asyncio.Task[None] | None = None
 
     def new_model(self, config: ModelConfig) -> Model:
         """A model of this gateway (not started, not yet in :attr:`models`)."""
@@ -128,11 +145,15 @@ class Gateway:
         await self._wait_for_store()
         async with self._changes:
             await self.admin_log.catch_up("startup")
+        logging.getLogger("ketch_gateway").addHandler(self.recent_errors)
         await asyncio.gather(*(model.start() for model in self.models.values()))
         self.started = True
+        self.started_at = time.time()
         self.store.start_watching()
         await self.admin_log.start()
-        self._prober = asyncio.get_running_loop().create_task(self._probe_forever())
+        loop = asyncio.get_running_loop()
+        self._prober = loop.create_task(self._probe_forever())
+        self._sampler = loop.create_task(self._sample_forever())
 
     async def _wait_for_store(self) -> None:
         started = time.monotonic()
@@ -153,14 +174,24 @@ class Gateway:
             await asyncio.sleep(0.5)
 
     async def stop(self) -> None:
-        """Stop the managed wrappers, close the channels and the store."""
+        """Stop the managed wrappers, close the channels and the store; export the last spans."""
         await self.admin_log.stop()
         await cancel_and_wait(self._prober)
+        await cancel_and_wait(self._sampler)
         await asyncio.gather(*(model.stop() for model in self.models.values()))
         for app in self.apps.values():
             if app.corrector is not None:
                 await app.corrector.flush()
         await self.store.close()
+        logging.getLogger("ketch_gateway").removeHandler(self.recent_errors)
+        if self.tracing is not None:
+            self.tracing.shutdown()
+
+    async def _sample_forever(self) -> None:
+        """Read the request metrics every interval, for the dashboard's charts."""
+        while True:
+            self.history.sample()
+            await asyncio.sleep(self.history.interval)
 
     async def _probe_forever(self) -> None:
         while True:
@@ -217,3 +248,18 @@ class Gateway:
         if handler is None:
             raise BadRequest(f"unknown admin operation {operation!r}")
         return await handler(self, body)
+
+
+def _tracing(config: GatewayConfig) -> Tracing | None:
+    """The tracer the configuration asks for; None when tracing is off."""
+    settings = config.tracing
+    if not settings.enabled:
+        return None
+    try:
+        from ketch.telemetry.tracing import Tracing
+    except ImportError as error:
+        raise ConfigError(
+            f"tracing is on but OpenTelemetry is not installed ({error}); "
+            "pip install 'ketch-gateway[tracing]'"
+        ) from None
+    return Tracing(settings)

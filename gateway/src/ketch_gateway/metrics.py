@@ -209,7 +209,21 @@ class Metrics:
         )
         self.shed = Counter(
             "ketch_shed_requests",
-            "Requests refused with 503 because the queue was full.",
+            "Requests refused at the door with 503: the replicas could not answer them before "
+            "their deadline (reason deadline), or the queue held max_queue requests (full).",
+            ["model", "version", "reason"],
+            registry=self.registry,
+        )
+        self.capacity = Gauge(
+            "ketch_capacity_rows_per_second",
+            "What a model version's healthy replicas can serve, from their measured batch "
+            "times: what admission control admits against.",
+            ["model", "version"],
+            registry=self.registry,
+        )
+        self.cancelled_calls = Counter(
+            "ketch_cancelled_calls",
+            "Calls to a replica cancelled because every request in the batch was given up.",
             ["model", "version"],
             registry=self.registry,
         )

@@ -17,8 +17,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ketch.authoring import check_options, handles, option_choice, option_names
+from ketch.calls import CallScope, current_call, serving_call
 from ketch.datatypes import DATATYPES, datatype_of, numpy_dtype
 from ketch.errors import (
+    CallCancelled,
     ContractViolation,
     DeviceUnavailableError,
     InvalidInputError,
@@ -123,6 +125,8 @@ __all__ = [
     "LABEL_KINDS",
     "VARIABLE",
     "AsyncWrapperClient",
+    "CallCancelled",
+    "CallScope",
     "Capabilities",
     "ClientTls",
     "ContractViolation",
@@ -153,6 +157,7 @@ __all__ = [
     "WrapperStartError",
     "__version__",
     "check_options",
+    "current_call",
     "datatype_of",
     "disabled_plugins",
     "extra_plugins",
@@ -164,6 +169,7 @@ __all__ = [
     "option_choice",
     "option_names",
     "select_framework",
+    "serving_call",
     "start_wrapper",
     "text_rows",
     "tune_allocator",

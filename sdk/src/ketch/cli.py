@@ -27,7 +27,9 @@ from ketch.errors import KetchError, PluginError
 from ketch.model_spec import ModelSpec
 from ketch.probe import add_probe_command
 from ketch.process import ReadyInfo, format_listening_line, format_ready_line
-from ketch.server import WrapperServer
+from ketch.server import WrapperServer, grpc_address
+from ketch.telemetry.settings import tracing_from_environment
+from ketch.telemetry.wrapper_telemetry import wrapper_telemetry
 from ketch.tls import ServerTls
 from ketch.version import __version__
 
@@ -131,6 +133,12 @@ def _add_serve(commands: Any) -> None:
     )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
     parser.add_argument(
+        "--metrics-port",
+        type=_port,
+        help="serve Prometheus metrics on this port (0 picks a free one; off by default). "
+        "Tracing follows OpenTelemetry's OTEL_* variables (off unless they ask for it)",
+    )
+    parser.add_argument(
         "--exit-with-parent",
         action="store_true",
         help="stop (as on SIGTERM) when the process that started this one dies",
@@ -194,6 +202,14 @@ def _serve(args: argparse.Namespace) -> int:
             device=args.device,
             options=options,
         )
+        telemetry = wrapper_telemetry(
+            spec.name,
+            spec.version,
+            framework.name,
+            spec.device,
+            metrics=args.metrics_port is not None,
+            tracing=tracing_from_environment("ketch-serve"),
+        )
         server = WrapperServer(
             framework,
             spec,
@@ -201,7 +217,11 @@ def _serve(args: argparse.Namespace) -> int:
             port=args.port,
             max_batch=args.max_batch,
             workers=args.workers,
+            telemetry=telemetry,
             tls=_server_tls(args),
+        )
+        metrics_port = (
+            telemetry.serve_metrics(args.host, args.metrics_port) if telemetry is not None else None
         )
         address = server.start()
     except (KetchError, OSError, ValueError) as error:
@@ -239,7 +259,10 @@ def _serve(args: argparse.Namespace) -> int:
         runtime.signature.platform or "unknown platform",
         address,
     )
-    ready = ReadyInfo(address, runtime.name, runtime.version, framework.name, os.getpid())
+    metrics = grpc_address(args.host, metrics_port) if metrics_port is not None else None
+    ready = ReadyInfo(
+        address, runtime.name, runtime.version, framework.name, os.getpid(), metrics=metrics
+    )
     print(format_ready_line(ready), flush=True)
     while not stop.wait(timeout=SIGNAL_POLL_SECONDS):
         pass  # a signal that another thread received runs its handler only once this one wakes

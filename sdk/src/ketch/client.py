@@ -336,6 +336,7 @@ class AsyncWrapperClient:
         request: Message,
         response_type: type[Reply],
         timeout: float | None = None,
+        metadata: Sequence[tuple[str, str]] | None = None,
     ) -> Reply:
         stub = self._stubs.get(method)
         if stub is None:
@@ -347,7 +348,7 @@ class AsyncWrapperClient:
             self._stubs[method] = stub
         try:
             wait = self.timeout if timeout is None else timeout
-            return cast(Reply, await stub(request, timeout=wait))
+            return cast(Reply, await stub(request, timeout=wait, metadata=metadata))
         except grpc.RpcError as error:
             raise _call_error(error) from None
 
@@ -393,8 +394,12 @@ class AsyncWrapperClient:
         outputs: Sequence[str] | None = None,
         request_id: str = "",
         timeout: float | None = None,
+        metadata: Sequence[tuple[str, str]] | None = None,
     ) -> dict[str, np.ndarray]:
-        """The model's outputs for a batch, by name; ``timeout`` overrides the client's."""
+        """The model's outputs for a batch, by name; ``timeout`` overrides the client's.
+
+        ``metadata`` goes with the call (the gateway sends a batch's W3C trace context).
+        """
         request = infer_request(
             inputs,
             model=self.model if model is None else model,
@@ -403,7 +408,7 @@ class AsyncWrapperClient:
             request_id=request_id,
         )
         response = await self._call(
-            _INFERENCE + "ModelInfer", request, pb.ModelInferResponse, timeout
+            _INFERENCE + "ModelInfer", request, pb.ModelInferResponse, timeout, metadata
         )
         return response_arrays(response)
 

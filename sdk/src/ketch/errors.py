@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "CallCancelled",
     "ContractViolation",
     "DeviceUnavailableError",
     "InvalidInputError",
@@ -31,6 +32,20 @@ class InvalidInputError(KetchError, ValueError):
     Plugins raise it from ``ketch_batch_predict`` and ``ketch_observe`` for input they
     cannot use; the wrapper answers INVALID_ARGUMENT with the message.
     """
+
+
+class CallCancelled(KetchError):
+    """The caller gave up on the call: it cancelled it, or its deadline passed (``expired``).
+
+    The runtime raises it instead of calling the plugin for a call that is already
+    over; a plugin raises it when it stopped its framework because the call ended
+    (see :func:`ketch.current_call`). The wrapper answers DEADLINE_EXCEEDED or
+    CANCELLED, which the caller, having given up, no longer waits for.
+    """
+
+    def __init__(self, message: str, *, expired: bool) -> None:
+        super().__init__(message)
+        self.expired = expired
 
 
 class ModelNotFoundError(KetchError, LookupError):

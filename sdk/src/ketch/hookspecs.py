@@ -116,7 +116,10 @@ def ketch_batch_predict(
         ``bytes`` (``str`` is accepted and sent as UTF-8).
     :raises ketch.InvalidInputError: input the model cannot use (wrong names,
         datatype or shape); the message says what was expected and what came.
+    :raises ketch.CallCancelled: the plugin stopped because the call it serves ended
+        (see :func:`ketch.current_call`, for a framework that can stop half-way).
 
+    Never called for a call that is already over (past its deadline, or cancelled).
     May be called from several threads at once. Stops at the first non-None result.
     """
 

@@ -58,16 +58,21 @@ class ReadyInfo:
     version: str
     plugin: str
     pid: int
+    metrics: str | None = None
+    """``host:port`` of the Prometheus metrics, when ``--metrics-port`` serves them."""
 
     def as_json(self) -> dict[str, Any]:
         """The announcement's fields."""
-        return {
+        fields: dict[str, Any] = {
             "address": self.address,
             "model": self.model,
             "version": self.version,
             "plugin": self.plugin,
             "pid": self.pid,
         }
+        if self.metrics is not None:
+            fields["metrics"] = self.metrics
+        return fields
 
 
 def format_listening_line(address: str) -> str:
@@ -91,6 +96,7 @@ def parse_ready_line(line: str) -> ReadyInfo | None:
         version=str(fields["version"]),
         plugin=str(fields["plugin"]),
         pid=int(fields["pid"]),
+        metrics=str(fields["metrics"]) if fields.get("metrics") else None,
     )
 
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from ketch.calls import current_call
 from ketch.errors import InvalidInputError
 from ketch.framework import Framework
 from ketch.model_directory import load_model
@@ -93,7 +94,11 @@ class ModelRuntime:
     def predict(
         self, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None
     ) -> dict[str, np.ndarray]:
-        """The outputs for a batch: all declared ones, or those named in ``outputs``."""
+        """The outputs for a batch: all declared ones, or those named in ``outputs``.
+
+        The plugin is not called when the current call (:func:`ketch.current_call`) is
+        already over: CallCancelled says so instead.
+        """
         if outputs:
             declared = self.signature.output_specs
             unknown = [name for name in outputs if name not in declared]
@@ -103,6 +108,7 @@ class ModelRuntime:
                     f"{self.name!r} has {', '.join(map(repr, declared))}"
                 )
         rows = self._check_rows(inputs)
+        current_call().check(f"a batch of {rows} rows")
         produced = self.framework.batch_predict(self.model, inputs)
         checked = validate_outputs(self.signature, produced, rows, plugin=self._plugin_label)
         if outputs:

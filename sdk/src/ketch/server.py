@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar
@@ -18,7 +19,9 @@ import grpc
 from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from ketch.calls import CallScope, serving_call
 from ketch.errors import (
+    CallCancelled,
     ContractViolation,
     DeviceUnavailableError,
     InvalidInputError,
@@ -32,6 +35,7 @@ from ketch.proto import grpc_service_pb2 as pb
 from ketch.proto import ketch_observe_pb2 as observe_pb
 from ketch.range_parameters import fill_parameters, range_parameters
 from ketch.runtime import ModelRuntime
+from ketch.telemetry.wrapper_telemetry import WrapperTelemetry
 from ketch.tls import ServerTls
 from ketch.version import __version__
 from ketch.wire import decode_tensors, infer_response
@@ -84,6 +88,8 @@ def grpc_address(host: str, port: int) -> str:
 
 
 def _status_for(error: Exception) -> grpc.StatusCode:
+    if isinstance(error, CallCancelled):
+        return grpc.StatusCode.DEADLINE_EXCEEDED if error.expired else grpc.StatusCode.CANCELLED
     for kind, code in _STATUS_BY_ERROR:
         if isinstance(error, kind):
             return code
@@ -98,6 +104,9 @@ def _guarded(
     def method(request: Request, context: grpc.ServicerContext) -> Response:
         try:
             return behaviour(request)
+        except CallCancelled as error:
+            _log.debug("%s", error)
+            context.abort(_status_for(error), str(error))
         except Exception as error:
             code = _status_for(error)
             if isinstance(error, KetchError):
@@ -224,12 +233,35 @@ class _InferenceService:
         return observe_pb.ObserveResponse(changed=changed, rows=labels.shape[0])
 
 
+def _in_call_scope(
+    method: Callable[[Request, grpc.ServicerContext], Response],
+) -> Callable[[Request, grpc.ServicerContext], Response]:
+    """Run ``method`` in a CallScope that carries the gRPC call's deadline and cancellation."""
+
+    def scoped(request: Request, context: grpc.ServicerContext) -> Response:
+        scope = CallScope.from_time_remaining(context.time_remaining())
+
+        def ended() -> None:
+            reason = "its deadline passed" if scope.expired() else "the caller cancelled it"
+            scope.cancel(f"the call ended: {reason}")
+
+        if not context.add_callback(ended):
+            ended()  # the call had already ended before it reached us
+        with serving_call(scope):
+            return method(request, context)
+
+    return scoped
+
+
 def _unary(
     behaviour: Callable[[Request], Response],
     request_type: type[Request],
+    *,
+    scoped: bool = False,
 ) -> grpc.RpcMethodHandler[Request, Response]:
+    method = _guarded(behaviour)
     return grpc.unary_unary_rpc_method_handler(
-        _guarded(behaviour),
+        _in_call_scope(method) if scoped else method,
         request_deserializer=request_type.FromString,
         response_serializer=lambda message: message.SerializeToString(),
     )
@@ -244,7 +276,7 @@ def _handlers(service: _InferenceService) -> list[grpc.GenericRpcHandler[Any, An
             "ModelReady": _unary(service.model_ready, pb.ModelReadyRequest),
             "ServerMetadata": _unary(service.server_metadata, pb.ServerMetadataRequest),
             "ModelMetadata": _unary(service.model_metadata, pb.ModelMetadataRequest),
-            "ModelInfer": _unary(service.model_infer, pb.ModelInferRequest),
+            "ModelInfer": _unary(service.model_infer, pb.ModelInferRequest, scoped=True),
         },
     )
     observe = grpc.method_handlers_generic_handler(
@@ -257,6 +289,12 @@ def _handlers(service: _InferenceService) -> list[grpc.GenericRpcHandler[Any, An
     return [inference, observe, model]
 
 
+def _observed(
+    handlers: list[grpc.GenericRpcHandler[Any, Any]], telemetry: WrapperTelemetry | None
+) -> list[grpc.GenericRpcHandler[Any, Any]]:
+    return handlers if telemetry is None else [telemetry.observe(h) for h in handlers]
+
+
 class WrapperServer:
     """A gRPC server for one model: bind with :meth:`start`, then :meth:`load`, then :meth:`stop`.
 
@@ -265,6 +303,7 @@ class WrapperServer:
     :param max_batch: an upper bound on rows per call, on top of the plugin's own.
     :param workers: threads that run calls; more calls than this wait their turn.
     :param max_message_bytes: the largest request or response accepted.
+    :param telemetry: metrics and traces of the calls and the plugin's batches.
     :param tls: serve TLS with this certificate and key (and require client
         certificates when it names a client CA); plaintext without it.
     """
@@ -279,9 +318,13 @@ class WrapperServer:
         max_batch: int | None = None,
         workers: int = 16,
         max_message_bytes: int = 256 * 1024 * 1024,
+        telemetry: WrapperTelemetry | None = None,
         tls: ServerTls | None = None,
     ) -> None:
         self.framework = framework
+        self.telemetry = telemetry
+        if telemetry is not None:
+            framework.manager.register(telemetry.plugin(framework.name), name="ketch-telemetry")
         self.tls = tls
         self.spec = spec
         self.host = host
@@ -301,7 +344,7 @@ class WrapperServer:
         ]
         self._server = grpc.server(
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ketch-call"),
-            handlers=_handlers(_InferenceService(self._state)),
+            handlers=_observed(_handlers(_InferenceService(self._state)), telemetry),
             options=options,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
@@ -331,11 +374,18 @@ class WrapperServer:
             raise OSError(f"cannot listen on {wanted}")
         self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         self._server.start()
+        if self.telemetry is not None:
+            self.telemetry.bound(self.address)
         return self.address
 
     def load(self) -> ModelRuntime:
         """Load the model; from then on the server is ready and healthy."""
+        started = time.perf_counter()
         runtime = ModelRuntime.load(self.framework, self.spec, max_batch=self.max_batch)
+        if self.telemetry is not None:
+            self.telemetry.model_loaded(
+                time.perf_counter() - started, runtime.signature.platform or self.framework.name
+            )
         self._state.runtime = runtime
         self._set_health(health_pb2.HealthCheckResponse.SERVING)
         return runtime
@@ -351,6 +401,8 @@ class WrapperServer:
                 runtime.unload()
             except Exception:
                 _log.exception("ketch_unload failed for model %r", runtime.name)
+        if self.telemetry is not None:
+            self.telemetry.close()
         self._stopped.set()
 
     def wait(self, timeout: float | None = None) -> bool:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ketch import installed_plugins
+from ketch.telemetry.settings import TracingSettings
 from ketch_gateway.control.admin_policy import AdminPolicy, is_import_reference, read_admin_policy
 from ketch_gateway.control.config_reader import ConfigError, Reader
 from ketch_gateway.control.security_config import (
@@ -33,6 +34,7 @@ from ketch_gateway.control.security_config import (
     read_wrapper_tls,
 )
 from ketch_gateway.control.toml_lines import TomlLines
+from ketch_gateway.control.tracing_config import read_tracing
 from ketch_gateway.control.wrapper_env import WrapperSettings, read_wrapper_settings
 from ketch_gateway.correction.registry import PASS_THROUGH, POLICIES, TASKS
 from ketch_gateway.serving.discovery import check_address
@@ -40,6 +42,7 @@ from ketch_gateway.stores.contract import is_redis_location
 
 __all__ = [
     "BATCH_POLICIES",
+    "DASHBOARD_ACCESS",
     "DEFAULT_ADMIN_TOKEN_VARIABLE",
     "AppConfig",
     "BatchingConfig",
@@ -59,6 +62,7 @@ __all__ = [
 ]
 
 BATCH_POLICIES: Final = ("aimd", "fixed", "none")
+DASHBOARD_ACCESS: Final = ("token", "open", "off")
 DEFAULT_ADMIN_TOKEN_VARIABLE: Final = "KETCH_ADMIN_TOKEN"
 
 
@@ -197,6 +201,9 @@ class GatewaySettings:
     state: str = "ketch-state.sqlite"
     """A SQLite file, or a Redis URL (``redis://``, ``rediss://``, ``unix://``)."""
     log_level: str = "info"
+    dashboard: str = "token"
+    """Who may read ``/dashboard``'s data: ``token`` (the admin token's holders), ``open``
+    (anyone who reaches the gateway), ``off`` (nobody)."""
     resolve_every_s: float = 5.0
     """Seconds between lookups of each ``dns:`` replica address."""
     strict_dns: bool = False
@@ -220,6 +227,7 @@ class GatewayConfig:
     source: Path | None = None
     admin: AdminPolicy = field(default_factory=AdminPolicy)
     wrappers: WrapperSettings = field(default_factory=WrapperSettings)
+    tracing: TracingSettings = field(default_factory=TracingSettings)
 
     def model(self, name: str) -> ModelConfig | None:
         """The model called ``name``."""
@@ -506,6 +514,7 @@ def state_location(state: str, base: Path) -> str:
 def _settings(reader: Reader, base: Path) -> GatewaySettings:
     reader.check_keys(
         {"host", "port", "max_body_bytes", "admin_token", "admin_token_env", "state", "log_level"}
+        | {"dashboard"}
         | {"resolve_every_s", "strict_dns"}
         | LIMIT_KEYS
         | {"user_state_ttl_s", "cors", "tls", "wrapper_tls"}
@@ -523,6 +532,7 @@ def _settings(reader: Reader, base: Path) -> GatewaySettings:
         admin_token=token,
         state=state_location(state, base),
         log_level=reader.string("log_level", "info").lower(),
+        dashboard=_dashboard_access(reader),
         resolve_every_s=reader.number("resolve_every_s", 5.0, minimum=0),
         strict_dns=reader.boolean("strict_dns", False),
         limits=read_server_limits(reader),
@@ -538,6 +548,15 @@ def _settings(reader: Reader, base: Path) -> GatewaySettings:
 def _user_state_ttl(reader: Reader) -> float | None:
     ttl = reader.number("user_state_ttl_s", DEFAULT_USER_STATE_TTL_S, minimum=0, inclusive=True)
     return ttl or None
+
+
+def _dashboard_access(reader: Reader) -> str:
+    access = reader.string("dashboard", "token")
+    if access not in DASHBOARD_ACCESS:
+        raise reader.error(
+            "dashboard", f"unknown access {access!r}; expected one of {', '.join(DASHBOARD_ACCESS)}"
+        )
+    return access
 
 
 def _unique(reader: Reader, key: str, names: list[str], what: str) -> None:
@@ -556,7 +575,7 @@ def parse_config(text: str, source: str = "ketch.toml", base: Path | None = None
         raise ConfigError(f"{source}: not valid TOML: {error}") from None
     base = base or Path.cwd()
     root = Reader(data, source=source, lines=TomlLines(text))
-    root.check_keys({"gateway", "admin", "wrappers", "models", "apps"})
+    root.check_keys({"gateway", "admin", "wrappers", "tracing", "models", "apps"})
     settings = (
         _settings(root.child("gateway"), base)
         if "gateway" in data
@@ -571,7 +590,10 @@ def parse_config(text: str, source: str = "ketch.toml", base: Path | None = None
     wrappers = (
         read_wrapper_settings(root.child("wrappers")) if "wrappers" in data else WrapperSettings()
     )
-    return GatewayConfig(settings, tuple(models), tuple(apps), Path(source), admin, wrappers)
+    tracing = read_tracing(root.child("tracing") if "tracing" in data else None)
+    return GatewayConfig(
+        settings, tuple(models), tuple(apps), Path(source), admin, wrappers, tracing
+    )
 
 
 def load_config(path: str | Path) -> GatewayConfig:

@@ -76,11 +76,13 @@ class App:
             raise Conflict(f"app {self.name!r} has no linked model; link one first")
         return self.linked[0]
 
-    def _fallback(self, rows: int, query_id: str, reason: str, model: str | None) -> AppAnswer:
+    def _fallback(
+        self, rows: int, query_id: str, reason: str, model: str | None, retry_after: str = "1"
+    ) -> AppAnswer:
         if not self.has_default_output:
             raise ServiceUnavailable(
                 f"app {self.name!r}: {reason}, and the app has no default output",
-                headers={"Retry-After": "1"},
+                headers={"Retry-After": retry_after},
             )
         return AppAnswer(
             [self.default_output] * rows,
@@ -128,7 +130,11 @@ class App:
             )
         except _FALLBACK_ERRORS as error:
             return self._fallback(
-                len(rows), query.id, f"model {name!r} could not answer ({error.message})", name
+                len(rows),
+                query.id,
+                f"model {name!r} could not answer ({error.message})",
+                name,
+                error.headers.get("Retry-After", "1"),
             )
         return AppAnswer(
             rows_from_outputs(prediction.outputs, len(rows)),

@@ -46,6 +46,7 @@ from ketch_gateway.correction.policies import (
 from ketch_gateway.correction.queries import Feedback, Query
 from ketch_gateway.correction.rows import inputs_from_rows
 from ketch_gateway.errors import ApiError, BadRequest, Conflict
+from ketch_gateway.observability.trace_context import current_trace
 from ketch_gateway.stores.contract import PolicyState
 from ketch_gateway.stores.guard import StoreUnavailable
 
@@ -107,6 +108,7 @@ class Corrector:
         )
         self.rng = np.random.default_rng(seed)
         self._running: dict[str, np.ndarray] = {}
+        self._span_labels = {"ketch.app": app.name, "ketch.policy": config.policy}
         self._known: OrderedDict[str, PolicyState | None] = OrderedDict()
         self._remembering: set[asyncio.Task[None]] = set()
 
@@ -186,8 +188,13 @@ class Corrector:
         models = self._linked()
         loop = asyncio.get_running_loop()
         budget = max(deadline - loop.time(), 0.0) * STATE_READ_SHARE
+        traced = current_trace()
+        span = traced.child("ketch.policy.select", self._span_labels) if traced else None
         state = await self.state_for(query.user, models, budget)
         asked = self.policy.select(state, models, self.rng)
+        if span is not None:
+            span.set_attribute("ketch.models.selected", asked)
+            span.end()
         timeout = max(deadline - loop.time(), 0.001)
         if not self.app.config.straggler_mitigation:
             timeout = max(self.app.models.find(name).timeout_s for name in asked)
@@ -215,6 +222,7 @@ class Corrector:
             self._remember_query(query, asked[0])
         if not answers:
             return Corrected([], asked, failures)
+        span = traced.child("ketch.policy.combine", self._span_labels) if traced else None
         stand_ins = self.stand_ins(models)
         combined = [
             self.policy.combine(
@@ -222,6 +230,10 @@ class Corrector:
             )
             for row in range(len(query.rows))
         ]
+        if span is not None:
+            span.set_attribute("ketch.models.answered", list(answers))
+            span.set_attribute("ketch.models.missing", list(failures))
+            span.end()
         return Corrected(combined, asked, failures)
 
     def _remember_query(self, query: Query, model: str) -> None:

@@ -19,7 +19,7 @@ from ketch_gateway.errors import Forbidden, TooManyRequests, Unauthorized
 from ketch_gateway.gateway import Gateway
 from ketch_gateway.http.bodies import json_response, read_json_object
 
-__all__ = ["admin_routes"]
+__all__ = ["admin_routes", "authorised"]
 
 
 def _authorised(request: Request) -> Gateway:
@@ -59,6 +59,11 @@ def _check_token(request: Request, token: str) -> None:
         )
     if not hmac.compare_digest(given.strip().encode(), token.encode()):
         raise Forbidden("wrong admin token")
+
+
+def authorised(request: Request) -> Gateway:
+    """The gateway, once the request has shown the admin token (401 or 403 otherwise)."""
+    return _authorised(request)
 
 
 async def _body(request: Request, gateway: Gateway) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from ketch_gateway.http.admin_api import admin_routes
 from ketch_gateway.http.apps_api import app_routes
 from ketch_gateway.http.bodies import json_response
 from ketch_gateway.http.content_coding import ResponseCompression
+from ketch_gateway.http.dashboard_api import dashboard_routes
 from ketch_gateway.http.oip import oip_routes
 from ketch_gateway.http.openapi import gateway_paths, openapi_document
 from ketch_gateway.metrics import CONTENT_TYPE
@@ -42,13 +43,17 @@ def _request_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
-def _internal_answer(request_id: str) -> Response:
+def _remember(request: Request, status: int, message: str) -> None:
+    gateway: Gateway = request.app.state.gateway
+    gateway.recent_errors.answered(request.method, request.url.path, status, message)
+
+
+def _internal_answer(request: Request, request_id: str) -> Response:
     """A 500 that says only that something went wrong, and where the log has it."""
+    message = f"internal error; the gateway's log has it under request id {request_id}"
+    _remember(request, 500, message)
     return json_response(
-        {
-            "error": f"internal error; the gateway's log has it under request id {request_id}",
-            "request_id": request_id,
-        },
+        {"error": message, "request_id": request_id},
         status=500,
         headers={"X-Request-Id": request_id},
     )
@@ -61,19 +66,20 @@ async def _api_error(request: Request, error: Exception) -> Response:
         _log.error(
             "internal error %s on %s %s: %s", request_id, request.method, request.url.path, error
         )
-        return _internal_answer(request_id)
+        return _internal_answer(request, request_id)
     if isinstance(error, BadGateway) and error.detail is not None:
         request_id = _request_id()
         _log.warning("request %s: %s: %s", request_id, error.message, error.detail)
+        message = (
+            f"{error.message}; the gateway's log has its message under request id {request_id}"
+        )
+        _remember(request, error.status, message)
         return json_response(
-            {
-                "error": f"{error.message}; the gateway's log has its message under "
-                f"request id {request_id}",
-                "request_id": request_id,
-            },
+            {"error": message, "request_id": request_id},
             status=error.status,
             headers={**error.headers, "X-Request-Id": request_id},
         )
+    _remember(request, error.status, error.message)
     return json_response({"error": error.message}, status=error.status, headers=error.headers)
 
 
@@ -84,9 +90,11 @@ async def _http_error(request: Request, error: Exception) -> Response:
         message = f"no such endpoint: {request.method} {request.url.path}"
     elif error.status_code == 405:
         message = f"{request.method} is not allowed on {request.url.path}"
+        _remember(request, 405, message)
         return json_response(
             {"error": message}, status=405, headers={"Allow": _allowed_methods(request)}
         )
+    _remember(request, error.status_code, str(message))
     return json_response({"error": message}, status=error.status_code, headers=error.headers)
 
 
@@ -108,7 +116,7 @@ async def _internal_error(request: Request, error: Exception) -> Response:
         request.url.path,
         exc_info=error,
     )
-    return _internal_answer(request_id)
+    return _internal_answer(request, request_id)
 
 
 async def _metrics(request: Request) -> Response:
@@ -167,6 +175,7 @@ def create_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
         *app_routes(),
         *oip_routes(),
         *admin_routes(),
+        *dashboard_routes(),
         Route("/metrics", _metrics, methods=["GET"]),
         Route("/openapi.json", _openapi, methods=["GET"]),
     ]
@@ -181,4 +190,8 @@ def create_app(gateway: Gateway, *, manage_lifecycle: bool = True) -> Starlette:
         },
     )
     app.state.gateway = gateway
+    if gateway.tracing is not None:
+        from ketch_gateway.observability.middleware import TracingMiddleware
+
+        app.add_middleware(TracingMiddleware, tracing=gateway.tracing)
     return app

@@ -16,6 +16,7 @@ from ketch_gateway.gateway import Gateway
 from ketch_gateway.http.api_keys import require_api_key
 from ketch_gateway.http.bodies import json_response, read_json_object
 from ketch_gateway.metrics import bounded_target
+from ketch_gateway.observability.trace_context import current_trace
 
 __all__ = ["app_routes"]
 
@@ -81,6 +82,15 @@ async def predict(request: Request) -> Response:
             raise error.within("input" if single else "inputs") from None
         if answer.default:
             gateway.metrics.defaults.labels(app.name).inc()
+        traced = current_trace()
+        if traced is not None:
+            traced.span.set_attributes(
+                {
+                    "ketch.app": app.name,
+                    "ketch.query_id": answer.query_id,
+                    "ketch.default": answer.default,
+                }
+            )
         result: dict[str, Any] = {
             ("output" if single else "outputs"): answer.rows[0] if single else answer.rows,
             "default": answer.default,

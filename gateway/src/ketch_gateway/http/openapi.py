@@ -252,6 +252,28 @@ def openapi_document(own_paths: dict[str, Any] | None = None) -> dict[str, Any]:
                 },
             }
         },
+        "/dashboard": {
+            "get": {
+                "summary": "The live dashboard page (HTML; its data needs the admin token "
+                'unless [gateway] dashboard = "open")',
+                "tags": ["operations"],
+                "responses": {
+                    "200": {
+                        "description": "The page",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    },
+                    "404": _ERROR,
+                },
+            }
+        },
+        "/dashboard/data": {
+            "get": _operation(
+                "The dashboard's document: apps, models, replicas, caches, rates, recent errors",
+                tag="operations",
+                admin=True,
+                errors=(404,),
+            )
+        },
         "/admin/models": {
             "get": _operation("List models", tag="admin", admin=True, errors=()),
             "post": _operation(

@@ -10,6 +10,7 @@ cache on, a row similar enough to one answered before reuses its answer.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ import numpy as np
 from ketch import Signature
 from ketch_gateway.control.config import CacheConfig
 from ketch_gateway.metrics import Metrics
+from ketch_gateway.observability.trace_context import current_trace
 from ketch_gateway.serving.exact_cache import ExactCache, row_key
 from ketch_gateway.serving.predictor import CacheOutcome, Prediction, Predictor, RowAnswer
 from ketch_gateway.serving.similarity_cache import HyperplaneIndex, MinHashIndex, SimilarityIndex
@@ -81,6 +83,7 @@ class CachingPredictor(Predictor):
         self._evictions = metrics.cache_evictions.labels(*labels)
         self._bytes = metrics.cache_bytes.labels(*labels)
         self._evicted = 0
+        self._span_labels = {"ketch.model": model, "ketch.version": version}
 
     async def close(self) -> None:
         """Close the links behind and forget the cache."""
@@ -111,6 +114,8 @@ class CachingPredictor(Predictor):
     ) -> Prediction:
         """Every row's answer, and where it came from; only the misses go on, as one request."""
         count = len(next(iter(inputs.values())))
+        traced = current_trace()
+        span = traced.child("ketch.cache.lookup", self._span_labels) if traced is not None else None
         keys = [row_key(inputs, row) for row in range(count)]
         answers: list[RowAnswer | None] = [None] * count
         sources: list[CacheOutcome] = ["miss"] * count
@@ -132,6 +137,12 @@ class CachingPredictor(Predictor):
                 self._pending[key] = loop.create_future()
                 missing.append(row)
                 self._misses.inc()
+        if span is not None:
+            found = Counter(sources)
+            span.set_attribute("ketch.rows", count)
+            for outcome in ("exact", "approximate", "coalesced", "miss"):
+                span.set_attribute(f"ketch.cache.{outcome}", found[outcome])
+            span.end()
         if missing:
             await self._fetch(inputs, keys, missing, answers, timeout)
         for row, future in waiting.items():

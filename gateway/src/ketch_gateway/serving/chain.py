@@ -29,7 +29,7 @@ def build_dispatcher(
 ) -> Dispatcher:
     """The link that sends a version's rows to its replicas, by the batching policy."""
     if model.batching.policy == "none":
-        return DirectPredictor(model.name, replicas)
+        return DirectPredictor(model.name, replicas, version)
     return BatchingPredictor(model.name, version, replicas, model.batching, metrics)
 
 

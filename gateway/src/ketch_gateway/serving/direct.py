@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ketch import WrapperCallError
+from ketch_gateway.observability.trace_context import current_trace, start_batch
 from ketch_gateway.serving.predictor import Dispatcher, Prediction
 from ketch_gateway.serving.replicas import (
     UNREACHABLE_CODES,
@@ -27,8 +28,9 @@ __all__ = ["DirectPredictor"]
 class DirectPredictor(Dispatcher):
     """One wrapper call per request, to the replicas in turn."""
 
-    def __init__(self, model: str, replicas: ReplicaSet) -> None:
+    def __init__(self, model: str, replicas: ReplicaSet, version: str = "") -> None:
         self.model = model
+        self.version = version
         self.replicas = replicas
 
     def replicas_changed(self) -> None:
@@ -75,12 +77,27 @@ class DirectPredictor(Dispatcher):
         outputs: Sequence[str] | None,
         timeout: float,
     ) -> Prediction:
+        """One call to ``replica``, traced (a stay and a batch of its own) when the request is."""
+        traced = current_trace()
+        batch = None
+        if traced is not None:
+            rows = len(next(iter(inputs.values())))
+            stay = traced.stay(self.model, self.version, rows, queued=False)
+            batch = start_batch([stay], self.model, self.version, replica.address, rows)
         try:
             with replica.call():
                 answer = await replica.client.infer(
-                    inputs, model=self.model, outputs=outputs, timeout=timeout
+                    inputs,
+                    model=self.model,
+                    outputs=outputs,
+                    timeout=timeout,
+                    metadata=batch.metadata if batch is not None else None,
                 )
         except WrapperCallError as error:
+            if batch is not None:
+                batch.end(f"{error.code}: {error.message}")
             replica.failed(error)
             raise
+        if batch is not None:
+            batch.end()
         return Prediction(answer)

@@ -86,8 +86,9 @@ class ReplicaClient(Protocol):
         outputs: Sequence[str] | None = None,
         request_id: str = "",
         timeout: float | None = None,
+        metadata: Sequence[tuple[str, str]] | None = None,
     ) -> dict[str, np.ndarray]:
-        """The outputs for a batch, by name."""
+        """The outputs for a batch, by name; ``metadata`` carries the batch's trace context."""
         ...
 
     async def observe(

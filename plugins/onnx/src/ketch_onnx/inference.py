@@ -2,20 +2,35 @@
 
 ONNX strings are UTF-8 text: BYTES rows are decoded on the way in (a row that is
 not UTF-8 is invalid input) and encoded on the way out.
+
+onnxruntime can stop a run half-way (``RunOptions.terminate``): when the call
+being served ends (its caller cancelled it, or its deadline passed), the run in
+progress is terminated and the call answers CallCancelled instead of finishing
+work nobody waits for.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Final
 
 import numpy as np
 
-from ketch import InvalidInputError, TensorSpec, numpy_dtype, validate_inputs
+from ketch import (
+    CallCancelled,
+    InvalidInputError,
+    TensorSpec,
+    current_call,
+    numpy_dtype,
+    validate_inputs,
+)
+from ketch_onnx.engine import onnxruntime
 from ketch_onnx.handle import OnnxModel
 
 __all__ = ["predict"]
 
 Feeds = dict[str, np.ndarray]
+FATAL_ONLY: Final = 4
 
 
 def _empty(spec: TensorSpec) -> np.ndarray:
@@ -62,8 +77,26 @@ def _answer(spec: TensorSpec, array: np.ndarray) -> np.ndarray:
 
 
 def _run(model: OnnxModel, feeds: Feeds) -> list[np.ndarray]:
+    """One session run, terminated if the call it serves ends first."""
     names = [spec.name for spec in model.signature.outputs]
-    results: list[np.ndarray] = model.session.run(names, feeds)
+    call = current_call()
+    call.check("the ONNX run")
+    run_options = onnxruntime().RunOptions()
+    run_options.log_severity_level = FATAL_ONLY  # a terminated run is not an error to log
+
+    def terminate() -> None:
+        run_options.terminate = True
+
+    call.on_cancel(terminate)
+    try:
+        results: list[np.ndarray] = model.session.run(names, feeds, run_options)
+    except Exception:
+        if call.cancelled():
+            raise CallCancelled(
+                f"the ONNX run was terminated: {call.reason or 'its deadline passed'}",
+                expired=call.expired(),
+            ) from None
+        raise
     return results
 
 

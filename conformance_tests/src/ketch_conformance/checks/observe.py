@@ -3,7 +3,7 @@
 Applies when ``Capabilities.observe`` is declared; needs the target's
 ``sample_labels``. The model that learns is always a fresh one (a fresh load in
 process; over gRPC a wrapper on a copy of the model), so no other check sees it
-change. Registered by importing :mod:`ketch_conformance.checks`.
+change.
 """
 
 from __future__ import annotations
@@ -27,15 +27,27 @@ from ketch import (
     validate_outputs,
 )
 from ketch_conformance.failures import CheckSkipped, ConformanceFailure, assert_outputs_equal
+from ketch_conformance.faults import PluginFault
 from ketch_conformance.labels import default_prediction_error
-from ketch_conformance.registry import OVER_GRPC, CheckContext, check, grpc_subject
-from ketch_conformance.subjects import GrpcSubject, load_in_process
+from ketch_conformance.registry import (
+    OVER_GRPC,
+    CheckContext,
+    check,
+    grpc_subject,
+    in_process_subject,
+)
+from ketch_conformance.subjects import GrpcSubject, error_name
 from ketch_conformance.target import ConformanceTarget
 
-__all__ = ["OBSERVE_ROUNDS", "LearningRecord"]
+__all__ = ["NO_LABELS", "OBSERVE_ROUNDS", "RULES", "LearningRecord"]
 
 OBSERVE_ROUNDS: Final = 10
 """The most times the sample is observed before the suite expects the error to have dropped."""
+
+NO_LABELS: Final = (
+    "the target gives no labels to learn from: pass a labels file (ketch conformance --labels "
+    "FILE, or pytest --ketch-labels FILE) or set ConformanceTarget.sample_labels"
+)
 
 Outputs = dict[str, np.ndarray]
 
@@ -56,10 +68,7 @@ class LearningRecord:
 def _labels(context: CheckContext) -> np.ndarray:
     labels = context.target.sample_labels
     if labels is None:
-        raise CheckSkipped(
-            "the target gives no sample_labels to learn from (ConformanceTarget.sample_labels, "
-            "or --ketch-labels)"
-        )
+        raise CheckSkipped(NO_LABELS)
     labels = np.asarray(labels)
     if len(labels) < context.rows:
         raise ConformanceFailure(
@@ -107,7 +116,7 @@ def _validated(context: CheckContext, outputs: Mapping[str, np.ndarray], where: 
 
 
 def _learn_in_process(context: CheckContext) -> LearningRecord:
-    fresh = load_in_process(context.target)
+    fresh = in_process_subject(context).load_fresh(context.target)
 
     def predict() -> Outputs:
         return _validated(context, fresh.predict(context.inputs), "in process, the plugin")
@@ -115,9 +124,11 @@ def _learn_in_process(context: CheckContext) -> LearningRecord:
     def observe(labels: np.ndarray) -> bool:
         try:
             return fresh.framework.observe(fresh.model, context.inputs, labels)
+        except PluginFault:
+            raise
         except Exception as error:
             raise ConformanceFailure(
-                f"ketch_observe raised {type(error).__name__} on the labelled sample: {error}"
+                f"ketch_observe raised {error_name(error)} on the labelled sample: {error}"
             ) from error
 
     return _learn(context, predict, observe)
@@ -241,3 +252,7 @@ def check_observe_survives_restart(context: CheckContext) -> None:
         "after SIGTERM and a restart on the same model, the wrapper does not answer as it did "
         "when it stopped (does ketch_unload save, and ketch_load load, what it learnt?)",
     )
+
+
+RULES: Final = (check_observe_moves_toward_labels, check_observe_survives_restart)
+"""This module's checks, in the order the suite runs them."""

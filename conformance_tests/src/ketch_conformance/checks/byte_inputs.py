@@ -1,24 +1,27 @@
 """The bytes tier: odd BYTES rows are answered or clearly refused, and never crash anything.
 
-Applies when an input has datatype BYTES. Registered by importing
-:mod:`ketch_conformance.checks`.
+Applies when an input has datatype BYTES.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Final
 
 import numpy as np
 
-from ketch import ContractViolation, InvalidInputError, WrapperCallError, validate_outputs
-from ketch_conformance.checks_calls import host_form, reference_subject
+from ketch_conformance.checks.calls import host_form, reference_subject
 from ketch_conformance.failures import ConformanceFailure, assert_outputs_equal
-from ketch_conformance.registry import CheckContext, check, concatenate
+from ketch_conformance.registry import (
+    CheckContext,
+    Refused,
+    answer_or_refusal,
+    check,
+    concatenate,
+)
 from ketch_conformance.samples import take_rows
-from ketch_conformance.subjects import GrpcSubject, InProcessSubject
+from ketch_conformance.subjects import GrpcSubject
 
-__all__ = ["LONG_ROW_BYTES", "odd_rows"]
+__all__ = ["LONG_ROW_BYTES", "RULES", "odd_rows"]
 
 LONG_ROW_BYTES: Final = 64 * 1024
 COMPANIONS: Final = 2
@@ -48,38 +51,6 @@ def _with_odd_row(
     return concatenate(odd, take_rows(context.inputs, slice(0, companions))), companions
 
 
-def _attempt(
-    context: CheckContext, inputs: Mapping[str, np.ndarray], what: str
-) -> dict[str, np.ndarray] | None:
-    """The outputs, or None when the batch was refused as invalid input; else a failure."""
-    subject = context.subject
-    if isinstance(subject, GrpcSubject):
-        try:
-            outputs: Mapping[str, np.ndarray] = subject.client.infer(inputs)
-        except WrapperCallError as error:
-            if error.code == "INVALID_ARGUMENT":
-                return None
-            raise ConformanceFailure(
-                f"{what}: ModelInfer answered {error}; expected an answer or INVALID_ARGUMENT"
-            ) from error
-    else:
-        assert isinstance(subject, InProcessSubject)
-        try:
-            outputs = subject.framework.batch_predict(subject.model, inputs)
-        except InvalidInputError:
-            return None
-        except Exception as error:
-            raise ConformanceFailure(
-                f"{what}: ketch_batch_predict raised {type(error).__name__}: {error}; expected an "
-                "answer or ketch.InvalidInputError"
-            ) from error
-    rows = len(next(iter(inputs.values())))
-    try:
-        return validate_outputs(context.signature, outputs, rows, plugin=subject.label)
-    except ContractViolation as error:
-        raise ConformanceFailure(f"{what}: {error}") from error
-
-
 @check(
     "odd_bytes_handled",
     "empty, non-UTF-8, NUL-holding, 64 KiB and non-ASCII BYTES rows are answered (without "
@@ -96,8 +67,8 @@ def check_odd_bytes_handled(context: CheckContext) -> None:
     for description, value in odd_rows(base).items():
         inputs, count = _with_odd_row(context, spec.name, value)
         what = f"input {spec.name!r} with {description}"
-        outputs = _attempt(context, inputs, what)
-        if outputs is None:
+        outputs = answer_or_refusal(context, inputs, what)
+        if isinstance(outputs, Refused):
             continue
         assert_outputs_equal(
             {name: array[:count] for name, array in expected.items()},
@@ -116,3 +87,7 @@ def check_odd_bytes_handled(context: CheckContext) -> None:
             )
     if isinstance(context.subject, GrpcSubject) and not context.subject.alive():
         raise ConformanceFailure("the wrapper process died after odd BYTES rows")
+
+
+RULES: Final = (check_odd_bytes_handled,)
+"""This module's checks."""

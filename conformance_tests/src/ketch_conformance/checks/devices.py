@@ -2,7 +2,7 @@
 
 Applies when ``Capabilities.devices`` names a device other than ``cpu``. A declared
 device that this machine lacks (placing there raises ``DeviceUnavailableError``) is
-a skip, which strict mode fails. Registered by importing :mod:`ketch_conformance.checks`.
+a skip, which strict mode fails.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ import numpy as np
 
 from ketch import ContractViolation, DeviceUnavailableError, validate_outputs
 from ketch_conformance.failures import CheckSkipped, ConformanceFailure, assert_outputs_equal
-from ketch_conformance.registry import IN_PROCESS, CheckContext, check
-from ketch_conformance.subjects import InProcessSubject, load_in_process
+from ketch_conformance.faults import PluginFault
+from ketch_conformance.registry import IN_PROCESS, CheckContext, check, in_process_subject
+from ketch_conformance.subjects import InProcessSubject, error_name
 from ketch_conformance.tiers import accelerators
 
-__all__ = ["MAX_DEVICES"]
+__all__ = ["MAX_DEVICES", "RULES"]
 
 MAX_DEVICES: Final = 2
 """How many declared accelerators are compared with the CPU (the first ones declared)."""
@@ -46,19 +47,22 @@ def _outputs(
 def check_devices_match_cpu(context: CheckContext) -> None:
     """The sample on fresh loads placed on the CPU and on each declared accelerator."""
     devices = accelerators(context.signature)[:MAX_DEVICES]
-    on_cpu = load_in_process(context.target, device="cpu")
+    subject = in_process_subject(context)
+    on_cpu = subject.load_fresh(context.target, device="cpu")
     expected = _outputs(on_cpu, context.inputs, "cpu")
     missing = []
     for device in devices:
         try:
-            placed = load_in_process(context.target, device=device)
+            placed = subject.load_fresh(context.target, device=device)
         except DeviceUnavailableError as error:
             missing.append(str(error))
             continue
+        except PluginFault:
+            raise
         except Exception as error:
             raise ConformanceFailure(
                 f"loading and placing on the declared device {device!r} raised "
-                f"{type(error).__name__}: {error}"
+                f"{error_name(error)}: {error}"
             ) from error
         assert_outputs_equal(
             expected,
@@ -70,3 +74,7 @@ def check_devices_match_cpu(context: CheckContext) -> None:
         raise CheckSkipped(
             "declared devices are not available on this machine: " + "; ".join(missing)
         )
+
+
+RULES: Final = (check_devices_match_cpu,)
+"""This module's checks."""

@@ -1,10 +1,12 @@
 """Core rules about a wrapper's life: ready only when it can answer; SIGTERM finishes calls.
 
 Both judge one paced ``ketch serve`` process (see :mod:`ketch_conformance.lifecycle`),
-started once per gRPC subject. Registered by importing :mod:`ketch_conformance.checks`.
+started once per gRPC subject.
 """
 
 from __future__ import annotations
+
+from typing import Final
 
 import numpy as np
 
@@ -19,7 +21,7 @@ from ketch_conformance.lifecycle import (
 from ketch_conformance.registry import OVER_GRPC, CheckContext, check, grpc_subject
 from ketch_conformance.samples import take_rows
 
-__all__: list[str] = []
+__all__ = ["RULES"]
 
 
 def _lifecycle(context: CheckContext) -> LifecycleRecord:
@@ -101,3 +103,7 @@ def check_sigterm_finishes_calls(context: CheckContext) -> None:
         raise ConformanceFailure(
             _with_log(f"the wrapper exited with status {record.exit_status} after SIGTERM", record)
         )
+
+
+RULES: Final = (check_ready_only_when_answering, check_sigterm_finishes_calls)
+"""This module's checks, in the order the suite runs them."""

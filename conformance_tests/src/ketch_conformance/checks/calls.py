@@ -1,7 +1,4 @@
-"""Core rules about calls: repeatable, large batches, inputs and outputs left alone, the wire.
-
-Registered by importing :mod:`ketch_conformance.checks`.
-"""
+"""Core rules about calls: repeatable, large batches, inputs and outputs left alone, the wire."""
 
 from __future__ import annotations
 
@@ -22,7 +19,7 @@ from ketch_conformance.registry import (
 from ketch_conformance.samples import take_rows
 from ketch_conformance.subjects import InProcessSubject, load_in_process
 
-__all__ = ["LARGE_BATCH", "REPEATS", "host_form", "large_batch_size", "reference_subject"]
+__all__ = ["LARGE_BATCH", "REPEATS", "RULES", "host_form", "large_batch_size", "reference_subject"]
 
 LARGE_BATCH: Final = 1000
 REPEATS: Final = 3
@@ -31,10 +28,6 @@ REPEATS: Final = 3
 def large_batch_size(context: CheckContext) -> int:
     """The rows of the largest batch the suite sends: ``max_batch``, else :data:`LARGE_BATCH`."""
     return context.max_batch or LARGE_BATCH
-
-
-def _copy_inputs(inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {name: np.array(array, copy=True) for name, array in inputs.items()}
 
 
 def _same_array(left: np.ndarray, right: np.ndarray) -> bool:
@@ -87,15 +80,7 @@ def check_inputs_not_modified(context: CheckContext) -> None:
     Every other in-process check passes read-only views, as the wire does, so a plugin
     that writes to its inputs fails those with the error numpy raises.
     """
-    subject = in_process_subject(context)
-    given = _copy_inputs(context.inputs)
-    try:
-        subject.framework.batch_predict(subject.model, given)
-    except Exception as error:
-        raise ConformanceFailure(
-            f"ketch_batch_predict raised {type(error).__name__} on writable copies of the "
-            f"sample: {error}"
-        ) from error
+    given = in_process_subject(context).inputs_after_call(context.inputs)
     for name, array in given.items():
         if not _same_array(array, np.asarray(context.inputs[name])):
             raise ConformanceFailure(
@@ -111,12 +96,11 @@ def check_inputs_not_modified(context: CheckContext) -> None:
 )
 def check_outputs_not_reused(context: CheckContext) -> None:
     """The first half of the sample, kept, then the second half."""
-    in_process_subject(context)
     half = max(context.rows // 2, 1)
-    first = context.predict(take_rows(context.inputs, slice(0, half)))
-    snapshot = {name: np.array(array, copy=True) for name, array in first.items()}
-    context.predict(take_rows(context.inputs, list(range(context.rows - 1, half - 1, -1))[:half]))
-    for name, array in first.items():
+    first = take_rows(context.inputs, slice(0, half))
+    second = take_rows(context.inputs, list(range(context.rows - 1, half - 1, -1))[:half])
+    snapshot, later = in_process_subject(context).outputs_across_calls(first, second)
+    for name, array in later.items():
         if not _same_array(array, snapshot[name]):
             raise ConformanceFailure(
                 f"output {name!r} of one call changed when the next call ran: "
@@ -161,3 +145,13 @@ def check_wire_matches_hooks(context: CheckContext) -> None:
         "the answers over gRPC differ from ketch_batch_predict's in process (an encoding "
         "or a placement that the wire changes)",
     )
+
+
+RULES: Final = (
+    check_repeatable,
+    check_large_batch,
+    check_inputs_not_modified,
+    check_outputs_not_reused,
+    check_wire_matches_hooks,
+)
+"""This module's checks, in the order the suite runs them."""

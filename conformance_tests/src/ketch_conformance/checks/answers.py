@@ -1,14 +1,7 @@
-"""The checks: each states one rule of the contract and fails a wrapper that breaks it.
-
-This module holds the rules about answers and errors that every wrapper keeps;
-importing it also registers the checks of the other ``checks_*`` modules. The
-registry, :class:`CheckContext` and :class:`Check` live in
-:mod:`ketch_conformance.registry` and are re-exported here.
-"""
+"""Core rules about answers and errors that every wrapper keeps, in process and over gRPC."""
 
 from __future__ import annotations
 
-import importlib
 from typing import Final
 
 import numpy as np
@@ -23,26 +16,23 @@ from ketch import (
 from ketch.proto import grpc_service_pb2 as pb
 from ketch.wire import infer_request
 from ketch_conformance.failures import ConformanceFailure, assert_outputs_equal
+from ketch_conformance.faults import PluginFault
 from ketch_conformance.registry import (
-    CHECKS,
     IN_PROCESS,
     OVER_GRPC,
-    Check,
     CheckContext,
     check,
-    checks_for,
     concatenate,
     grpc_subject,
     in_process_subject,
     singles,
 )
 from ketch_conformance.samples import take_rows
-from ketch_conformance.subjects import GrpcSubject, InProcessSubject, load_in_process
+from ketch_conformance.subjects import GrpcSubject, InProcessSubject, error_name
 
-__all__ = ["CHECKS", "IN_PROCESS", "OVER_GRPC", "Check", "CheckContext", "checks_for"]
+__all__ = ["IMPOSSIBLE_DEVICES", "RULES"]
 
 IMPOSSIBLE_DEVICES: Final = ("no-such-device", "cuda:99")
-MIN_SAMPLE_ROWS: Final = 4
 
 
 # --- core rules, in process and over gRPC -------------------------------------------------------
@@ -58,11 +48,9 @@ def check_loads(context: CheckContext) -> None:
         if client.health() != "SERVING":
             raise ConformanceFailure(f"grpc.health.v1 says {client.health()}, not SERVING")
         return
-    subject = load_in_process(context.target)
+    subject = in_process_subject(context).load_fresh(context.target)
     if not isinstance(subject.signature, Signature):
         raise ConformanceFailure("ketch_signature did not return a ketch.Signature")
-    if len(next(iter(context.inputs.values()))) < MIN_SAMPLE_ROWS:
-        raise ConformanceFailure(f"the sample inputs need at least {MIN_SAMPLE_ROWS} rows")
 
 
 @check("signature_matches_outputs", "real outputs have the declared names, datatypes and shapes")
@@ -183,8 +171,12 @@ def check_place_cpu(context: CheckContext) -> None:
     subject = in_process_subject(context)
     try:
         placed = subject.framework.place(subject.model, "cpu")
+    except PluginFault:
+        raise
     except Exception as error:
-        raise ConformanceFailure(f"ketch_place(model, 'cpu') raised {error!r}") from error
+        raise ConformanceFailure(
+            f"ketch_place(model, 'cpu') raised {error_name(error)}: {error}"
+        ) from error
     subject.framework.batch_predict(placed, take_rows(context.inputs, slice(0, 1)))
 
 
@@ -205,9 +197,11 @@ def check_impossible_device_rejected(context: CheckContext) -> None:
                     f"placing on {device!r}: the error does not name the device: {error}"
                 ) from error
             continue
+        except PluginFault:
+            raise
         except Exception as error:
             raise ConformanceFailure(
-                f"placing on {device!r} raised {type(error).__name__}: {error}; the contract "
+                f"placing on {device!r} raised {error_name(error)}: {error}; the contract "
                 "asks for ketch.DeviceUnavailableError naming the device and those available"
             ) from error
         raise ConformanceFailure(f"placing on {device!r} succeeded; that device does not exist")
@@ -376,15 +370,23 @@ def check_impossible_device_refused_at_start(context: CheckContext) -> None:
     raise ConformanceFailure(f"ketch serve --device {device} started; that device does not exist")
 
 
-# The other check modules register theirs on import, after the rules above and in this order.
-for _module in (
-    "checks_calls",
-    "checks_concurrency",
-    "checks_lifecycle",
-    "checks_resources",
-    "checks_devices",
-    "checks_observe",
-    "checks_bytes",
-    "checks_shapes",
-):
-    importlib.import_module(f"ketch_conformance.{_module}")
+RULES: Final = (
+    check_loads,
+    check_signature_matches_outputs,
+    check_one_row_per_input,
+    check_rows_in_order,
+    check_batch_equals_singles,
+    check_rows_independent,
+    check_empty_batch,
+    check_bad_shape_rejected,
+    check_place_cpu,
+    check_impossible_device_rejected,
+    check_metadata_matches_signature,
+    check_bad_datatype_rejected,
+    check_bad_byte_count_rejected,
+    check_wrong_tensor_count_rejected,
+    check_unknown_model_not_found,
+    check_survives_bad_input,
+    check_impossible_device_refused_at_start,
+)
+"""This module's checks, in the order the suite runs them."""
