@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import json
 import logging
 import os
@@ -139,6 +140,17 @@ def run_gateway(args: argparse.Namespace) -> int:
     return uvloop.run(_serve(config, sock, url, level))
 
 
+def _freeze_startup_objects() -> None:
+    """Keep what start-up built (modules, app, metrics, clients) out of later collections.
+
+    The cyclic collector's oldest generation otherwise walks every one of those objects
+    again and again while serving: pauses of milliseconds that land in the latency's tail.
+    Frozen objects are never collected, which is right for what lives as long as the process.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def _serve(config: GatewayConfig, sock: socket.socket, url: str, level: str) -> int:
     """Start the gateway (SIGTERM meanwhile stops it), then serve until SIGTERM or SIGINT."""
     log = logging.getLogger("ketch.gateway")
@@ -183,6 +195,7 @@ async def _serve(config: GatewayConfig, sock: socket.socket, url: str, level: st
         await gateway.stop()
         return 2
     server = _Server(server_config)
+    _freeze_startup_objects()
     print(READY_PREFIX + json.dumps({"url": url, "pid": os.getpid()}), flush=True)
     log.info("serving on %s (at most %d connections)", url, max_connections)
     try:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import urllib.error
-import urllib.request
 from typing import Any
 
 import grpc
@@ -38,6 +36,11 @@ def probe_grpc(address: str, service: str = "", timeout: float = 3.0) -> str | N
 
 def probe_http(url: str, timeout: float = 3.0) -> str | None:
     """None when a GET of ``url`` answers 2xx, else what went wrong."""
+    # imported here: urllib.request (http.client, email, ssl) costs every ``ketch serve``
+    # and gateway tens of milliseconds of start-up and megabytes they never use
+    import urllib.error
+    import urllib.request
+
     try:
         with urllib.request.urlopen(url, timeout=timeout) as answer:
             status = int(answer.status)

@@ -9,13 +9,13 @@ the request's parameters say ``"binary_data_output": true``) is answered the sam
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
+import orjson
 
 from ketch import InvalidInputError
 from ketch.tensors import MAX_DIMENSIONS, MAX_ELEMENTS, decode_raw, encode_raw
@@ -219,7 +219,7 @@ def encode_infer_response(
         document["id"] = request_id
     if parameters:
         document["parameters"] = dict(parameters)
-    header = json.dumps(document, separators=(",", ":")).encode()
+    header = orjson.dumps(document)
     if not chunks:
         return header, None
     return header + b"".join(chunks), len(header)

@@ -207,8 +207,11 @@ class BatchingPredictor(Dispatcher):
         )
         self._admit(request, timeout, now)
         self._depth.set(self.queue.depth)
+        # one timer that fails the future, rather than asyncio.wait_for's task, inner future
+        # and callbacks: the same outcome at about half the event loop's work per request
+        expiry = loop.call_later(timeout, _expire, request.future)
         try:
-            answer = await asyncio.wait_for(request.future, timeout)
+            answer = await request.future
         except (TimeoutError, asyncio.CancelledError) as error:
             # the caller gave up (its deadline, or an outer one): free the request's place
             if self.queue.discard(request):
@@ -227,6 +230,8 @@ class BatchingPredictor(Dispatcher):
                 f"model {self.model!r} did not answer within {timeout * 1000:.0f} ms "
                 f"(the deadline passed {stage})"
             ) from None
+        finally:
+            expiry.cancel()
         if outputs:
             return Prediction({name: answer[name] for name in outputs})
         return Prediction(answer)
@@ -542,3 +547,9 @@ class BatchingPredictor(Dispatcher):
             "service": {r.address: lane.service.describe() for r, lane in self._lanes.items()},
             "capacity_rows_per_s": round(capacity.rows_per_s, 3) if capacity else None,
         }
+
+
+def _expire(future: asyncio.Future[Any]) -> None:
+    """A request's deadline passed: its waiting caller gets a TimeoutError."""
+    if not future.done():
+        future.set_exception(TimeoutError())
