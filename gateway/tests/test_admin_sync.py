@@ -1,9 +1,10 @@
 """Several gateways on one Redis apply every admin change, in one order.
 
 Two (or three) gateways in process, over a model served in process and one real
-Redis server: a change made on one is applied by the others, changes made on
-several at once end in the same state everywhere, and a change that does not apply
-on a gateway (its model is not there) is skipped without stopping the others.
+Redis server: a change made on one is applied by the others (rollouts' splits and
+shadows included), changes made on several at once end in the same state everywhere,
+and a change that does not apply on a gateway (its model is not there) is skipped
+without stopping the others.
 How quickly, and across a gateway cut off from Redis, is tested on the multi-host
 bed (``cluster/test_cluster.py``) and measured by ``bench/cluster.py``.
 """
@@ -107,3 +108,29 @@ def test_a_change_that_does_not_apply_on_a_gateway_is_skipped_there(
         assert position(other) == 2
         assert other.get("/admin/apps").json()["apps"][0]["models"] == ["digits"]
     assert first.get("/admin/apps").json()["apps"][0]["models"] == ["digits", "other"]
+
+
+def steering(client: httpx.Client) -> dict[str, object]:
+    answer = client.get("/admin/models/digits/rollout")
+    assert answer.status_code == 200, answer.text
+    found: dict[str, object] = answer.json()
+    return found
+
+
+def test_splits_and_shadows_reach_every_gateway(gateways: list[httpx.Client]) -> None:
+    first, *others = gateways
+    split = {"1": 0.75, "2": 0.25}
+    answer = first.put("/admin/models/digits/split", json={"split": split})
+    assert answer.status_code == 200, answer.text
+    shadow = {"version": "1", "share": 0.5}  # the current version is "2"
+    answer = first.put("/admin/models/digits/shadow", json=shadow)
+    assert answer.status_code == 200, answer.text
+    wait_until(lambda: all(position(other) == 2 for other in others))
+    for other in others:
+        state = steering(other)
+        assert state["split"] == split
+        assert isinstance(state["shadow"], dict)
+        assert state["shadow"]["version"] == "1"
+        assert state["shadow"]["share"] == 0.5
+    assert first.delete("/admin/models/digits/split").status_code == 200
+    wait_until(lambda: all(not steering(other).get("split") for other in others))
