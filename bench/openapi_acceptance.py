@@ -50,41 +50,21 @@ def prepare(folder: Path) -> Path:
     topics = folder / "topics.skops"
     classifier = make_pipeline(TfidfVectorizer(), LogisticRegression(max_iter=500))
     skops.io.dump(classifier.fit(texts, [0, 1, 0, 1, 0, 1]), topics)
-    config = folder / "ketch.toml"
-    config.write_text(
-        f"""
-[gateway]
-admin_token = "bench-token"
-max_body_bytes = 1_000_000
-log_level = "error"
+    from ketch_gateway import app_table, config_text, model_table, version_table, write_config
 
-[[models]]
-name = "digits"
-  [[models.versions]]
-  version = "1"
-  plugin = "sklearn"
-  path = "{digits}"
-  options = {{ method = "predict,predict_proba" }}
-
-[[models]]
-name = "topics"
-  [[models.versions]]
-  version = "1"
-  plugin = "sklearn"
-  path = "{topics}"
-
-[[apps]]
-name = "digits"
-models = ["digits"]
-latency_objective_ms = 5000
-default_output = -1
-
-[[apps]]
-name = "topics"
-models = ["topics"]
-latency_objective_ms = 5000
-"""
+    options = {"method": "predict,predict_proba"}
+    text = config_text(
+        gateway={"admin_token": "bench-token", "max_body_bytes": 1_000_000, "log_level": "error"},
+        models=[
+            model_table("digits", version_table("sklearn", digits, options=options)),
+            model_table("topics", version_table("sklearn", topics)),
+        ],
+        apps=[
+            app_table("digits", ["digits"], 5000, default_output=-1),
+            app_table("topics", ["topics"], 5000),
+        ],
     )
+    config = write_config(folder, text)
     return config
 
 

@@ -17,7 +17,14 @@ import pytest
 from gateway_test_support import ADMIN_TOKEN
 from hypothesis import HealthCheck, Phase, given, settings
 
-from ketch_gateway import start_gateway, write_config
+from ketch_gateway import (
+    app_table,
+    config_text,
+    model_table,
+    start_gateway,
+    version_table,
+    write_config,
+)
 
 schemathesis = pytest.importorskip("schemathesis")
 from schemathesis import checks  # noqa: E402
@@ -39,40 +46,19 @@ def conformance_gateway(
     tmp_path_factory: pytest.TempPathFactory, digits_model: Path, topics_model: Path
 ) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("conformance")
-    config = write_config(
-        folder,
-        f"""
-[gateway]
-admin_token = "{ADMIN_TOKEN}"
-max_body_bytes = 1_000_000
-
-[[models]]
-name = "digits"
-  [[models.versions]]
-  version = "1"
-  plugin = "sklearn"
-  path = "{digits_model}"
-  options = {{ method = "predict,predict_proba" }}
-
-[[models]]
-name = "topics"
-  [[models.versions]]
-  version = "1"
-  plugin = "sklearn"
-  path = "{topics_model}"
-
-[[apps]]
-name = "digits"
-models = ["digits"]
-latency_objective_ms = 5000
-default_output = -1
-
-[[apps]]
-name = "topics"
-models = ["topics"]
-latency_objective_ms = 5000
-""",
+    options = {"method": "predict,predict_proba"}
+    text = config_text(
+        gateway={"admin_token": ADMIN_TOKEN, "max_body_bytes": 1_000_000},
+        models=[
+            model_table("digits", version_table("sklearn", digits_model, options=options)),
+            model_table("topics", version_table("sklearn", topics_model)),
+        ],
+        apps=[
+            app_table("digits", ["digits"], 5000, default_output=-1),
+            app_table("topics", ["topics"], 5000),
+        ],
     )
+    config = write_config(folder, text)
     with start_gateway(config) as gateway:
         yield gateway.url
 
