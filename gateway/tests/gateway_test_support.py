@@ -82,6 +82,15 @@ def metric(gateway: str | httpx.Client, name: str, **labels: str) -> float:
     return total
 
 
+def alive(pid: int) -> bool:
+    """Whether the process ``pid`` exists (a zombie counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _accepts(path: Path) -> bool:
     """Whether a server accepts connections on the Unix socket at ``path``."""
     with stdlib_socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM) as probe:

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_test_support import AUTH, digits_config
+from gateway_test_support import AUTH, alive, digits_config
 
 from ketch_gateway import (
     GatewayProcess,
@@ -38,14 +38,6 @@ def wrappers(url: str) -> list[dict[str, Any]]:
     models = httpx.get(f"{url}/admin/models", headers=AUTH, timeout=30).json()["models"]
     found: list[dict[str, Any]] = models[0]["versions"][0]["wrappers"]
     return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def wait_until(condition: Any, timeout: float = 30.0) -> bool:

@@ -3,7 +3,8 @@
 The gateway binds its socket itself (``--port 0`` picks a free port) and prints
 ``KETCH_GATEWAY_READY {"url": ...}`` on standard output once every model's
 wrappers are up and it answers requests. SIGTERM or SIGINT stops it, and with it
-every wrapper it started.
+every wrapper it started. ``--workers N`` runs N gateway processes on the one port under
+a parent that supervises them (:mod:`ketch_gateway.workers`).
 """
 
 from __future__ import annotations
@@ -27,18 +28,28 @@ from typing import Any, Final
 import uvicorn
 import uvloop
 
-from ketch_gateway.control.config import ConfigError, GatewayConfig, load_config, state_location
+from ketch.process import stop_when_orphaned
+from ketch_gateway.control.config import (
+    WORKER_SOCKETS,
+    ConfigError,
+    GatewayConfig,
+    load_config,
+    state_location,
+)
 from ketch_gateway.control.security_config import TlsConfig
 from ketch_gateway.control.supervisor import WrapperStartFailed
 from ketch_gateway.gateway import Gateway
 from ketch_gateway.http.application import create_app
 from ketch_gateway.http.server_limits import connection_cap, limited_protocol
+from ketch_gateway.stores.contract import is_redis_location
+from ketch_gateway.workers.header import WorkerHeader
+from ketch_gateway.workers.pool import READY_PREFIX, run_workers
+from ketch_gateway.workers.role import WorkerRole
+from ketch_gateway.workers.sockets import listen, reserve_port
 
 HANDLED_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
 
 __all__ = ["READY_PREFIX", "add_command", "run_gateway"]
-
-READY_PREFIX: Final = "KETCH_GATEWAY_READY "
 
 
 def add_command(commands: Any) -> None:
@@ -61,6 +72,18 @@ def add_command(commands: Any) -> None:
         help="exit (status 2) when a dns: replica address does not resolve at start-up, "
         "instead of waiting, not ready, until it does",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="gateway processes serving the port, under one parent that supervises them "
+        "(overrides the file; more than 1 needs the Redis state store)",
+    )
+    parser.add_argument(
+        "--worker-socket",
+        choices=WORKER_SOCKETS,
+        help="how workers share the port: one inherited socket (shared) or a socket each "
+        "with SO_REUSEPORT (reuseport); overrides the file",
+    )
     parser.set_defaults(handler=run_gateway)
 
 
@@ -79,16 +102,6 @@ class _Server(uvicorn.Server):
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock
 
 
 def _tls_options(tls: TlsConfig | None) -> dict[str, Any]:
@@ -115,21 +128,31 @@ def run_gateway(args: argparse.Namespace) -> int:
                 config.settings, state=state_location(args.state, Path.cwd())
             ),
         )
+    overrides: dict[str, Any] = {}
     if args.strict_dns:
-        config = dataclasses.replace(
-            config, settings=dataclasses.replace(config.settings, strict_dns=True)
-        )
+        overrides["strict_dns"] = True
+    if args.workers is not None:
+        overrides["workers"] = args.workers
+    if args.worker_socket is not None:
+        overrides["worker_socket"] = args.worker_socket
+    config = dataclasses.replace(config, settings=dataclasses.replace(config.settings, **overrides))
     settings = config.settings
+    role = WorkerRole.from_environment()
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
     level = (args.log_level or settings.log_level).lower()
+    who = "" if role is None else f"worker {role.index} "
     logging.basicConfig(
         level=level.upper(),
         stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s {who}%(name)s: %(message)s",
     )
+    parent = role is None and settings.workers > 1
+    if parent and (refusal := _unshared_store(settings.state, settings.workers)):
+        print(f"ketch gateway: {refusal}", file=sys.stderr)
+        return 2
     try:
-        sock = _listen(host, port)
+        sock = _socket(host, port, role, parent=parent, mode=settings.worker_socket)
     except OSError as error:
         print(f"ketch gateway: cannot listen on {host}:{port}: {error.strerror}", file=sys.stderr)
         return 2
@@ -137,7 +160,46 @@ def run_gateway(args: argparse.Namespace) -> int:
     url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
     scheme = "https" if settings.tls else "http"
     url = f"{scheme}://{url_host}:{bound_port}"
-    return uvloop.run(_serve(config, sock, url, level))
+    if parent:
+        command = _worker_command(args, host, bound_port, level)
+        return run_workers(config, command, sock, url, settings.workers)
+    return uvloop.run(_serve(config, sock, url, level, role))
+
+
+def _unshared_store(state: str, workers: int) -> str | None:
+    """Why ``workers`` processes cannot run on this state store; None when they can."""
+    if is_redis_location(state):
+        return None
+    return (
+        f"--workers {workers} needs a state store the workers share, and the SQLite store "
+        f"{state} is one process's: each worker would keep its own admin changes, feedback, "
+        "policy state and rollouts. Use the Redis store ([gateway] state = "
+        '"redis://HOST:6379/0", or --state redis://...), or run one worker'
+    )
+
+
+def _socket(
+    host: str, port: int, role: WorkerRole | None, *, parent: bool, mode: str
+) -> socket.socket:
+    """The socket of this process: listening, or (a parent under ``reuseport``) holding the port."""
+    if role is not None:
+        if role.listen_fd is not None:
+            return socket.socket(fileno=role.listen_fd)
+        return listen(host, port, reuse_port=True)
+    if parent and mode == "reuseport":
+        return reserve_port(host, port)
+    return listen(host, port)
+
+
+def _worker_command(args: argparse.Namespace, host: str, port: int, level: str) -> list[str]:
+    """How the parent starts a worker: ``ketch gateway`` with the parent's settings, port bound."""
+    command = [sys.executable, "-m", "ketch", "gateway", "--config", str(args.config)]
+    command += ["--host", host, "--port", str(port), "--log-level", level]
+    if args.state:
+        command += ["--state", args.state]
+    if args.strict_dns:
+        command.append("--strict-dns")
+    return command
 
 
 def _freeze_startup_objects() -> None:
@@ -151,11 +213,19 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
 
 
-async def _serve(config: GatewayConfig, sock: socket.socket, url: str, level: str) -> int:
-    """Start the gateway (SIGTERM meanwhile stops it), then serve until SIGTERM or SIGINT."""
+async def _serve(
+    config: GatewayConfig, sock: socket.socket, url: str, level: str, role: WorkerRole | None
+) -> int:
+    """Start the gateway (SIGTERM meanwhile stops it), then serve until SIGTERM or SIGINT.
+
+    A worker of ``--workers N`` (``role``) joins its parent's wrappers, says which worker
+    answered on each response, and stops when its parent is gone.
+    """
     log = logging.getLogger("ketch.gateway")
+    if role is not None:
+        stop_when_orphaned(role.parent, log)
     try:
-        gateway = Gateway(config)
+        gateway = Gateway(config, parent_wrappers=None if role is None else role.wrappers)
     except ConfigError as error:
         print(f"ketch gateway: {error}", file=sys.stderr, flush=True)
         return 2
@@ -178,8 +248,12 @@ async def _serve(config: GatewayConfig, sock: socket.socket, url: str, level: st
             loop.remove_signal_handler(sig)
     settings = config.settings
     max_connections = connection_cap(settings.limits)
+    app: Any = create_app(gateway, manage_lifecycle=False)
+    if role is not None:
+        app = WorkerHeader(app, role.index)
+        gateway.metrics.worker_restarts.set(role.restarts)
     server_config = uvicorn.Config(
-        create_app(gateway, manage_lifecycle=False),
+        app,
         http=limited_protocol(settings.limits, max_connections),
         lifespan="on",
         log_level=level,

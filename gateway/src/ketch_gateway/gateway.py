@@ -14,6 +14,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -44,7 +45,7 @@ from ketch_gateway.stores.guard import GuardedStore
 if TYPE_CHECKING:
     from ketch.telemetry.tracing import Tracing
 
-__all__ = ["Gateway"]
+__all__ = ["Gateway", "wrapper_start_gate"]
 
 _log = logging.getLogger(__name__)
 
@@ -64,6 +65,13 @@ def _with_tls(connect: Connect, settings: GatewaySettings) -> Connect:
     return functools.partial(connect_grpc, tls=client_tls)
 
 
+def wrapper_start_gate(config: GatewayConfig) -> StartGate:
+    """How the configuration's managed wrappers start: their environment, how many at once."""
+    wrappers = config.wrappers
+    environment = {**wrappers.environment(), **wrapper_environment(config.tracing)}
+    return StartGate(environment, wrappers.max_starting)
+
+
 class Gateway:
     """Everything the routes serve from.
 
@@ -72,6 +80,8 @@ class Gateway:
         serve a model in process instead).
     :param tracing: the tracer of its spans; by default the one the configuration's
         tracing settings ask for (None when tracing is off).
+    :param parent_wrappers: in a worker of ``--workers N``, the managed wrappers its parent
+        started, by model and version (see :class:`~ketch_gateway.serving.context.ServingContext`).
     """
 
     def __init__(
@@ -81,6 +91,7 @@ class Gateway:
         *,
         connect: Connect = connect_grpc,
         tracing: Tracing | None = None,
+        parent_wrappers: Mapping[str, Mapping[str, tuple[str, ...]]] | None = None,
     ) -> None:
         self.config = config
         self.settings = config.settings
@@ -88,9 +99,7 @@ class Gateway:
         self.metrics = Metrics()
         self.tracing = tracing if tracing is not None else _tracing(config)
         self.auth_throttle = AuthThrottle(config.admin.auth_failures, config.admin.auth_window_s)
-        wrappers = config.wrappers
-        environment = {**wrappers.environment(), **wrapper_environment(config.tracing)}
-        gate = StartGate(environment, wrappers.max_starting)
+        gate = wrapper_start_gate(config)
         discovery = DiscoverySettings(self.settings.resolve_every_s, self.settings.strict_dns)
         self.serving = ServingContext(
             self.metrics,
@@ -99,6 +108,7 @@ class Gateway:
             gate,
             discovery,
             connect_managed=connect,
+            parent_wrappers=parent_wrappers,
         )
         self.history = MetricsHistory(self.metrics)
         self.recent_errors = RecentErrors()
@@ -117,7 +127,7 @@ class Gateway:
         for app in config.apps:
             self.apps.add(app.name, self.new_app(app))
         self._refresh_objectives()
-        self.metrics.registry.register(GatewayStateCollector(self))
+        self.metrics.add_collector(GatewayStateCollector(self))
         self.started = False
         self._changes = asyncio.Lock()
         self.admin_log = AdminFollower(

@@ -1,16 +1,26 @@
-"""Prometheus metrics: requests, errors and latency per app and per model, requests in flight."""
+"""Prometheus metrics: requests, errors and latency per app and per model, requests in flight.
+
+Under ``--workers N`` every worker runs with ``PROMETHEUS_MULTIPROC_DIR`` set (by its
+parent, before prometheus-client is imported): each writes its counts to files there,
+and whichever worker a scrape reaches answers the sum over all of them
+(prometheus-client's multiprocess mode). Gauges say how their workers' values combine.
+"""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Container
 from dataclasses import dataclass
 from types import TracebackType
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 __all__ = [
     "CONTENT_TYPE",
+    "MULTIPROCESS_VARIABLE",
     "UNKNOWN_TARGET",
     "Metrics",
     "RequestObservation",
@@ -19,6 +29,8 @@ __all__ = [
 ]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+"""Set (to a folder) in each worker of ``--workers N``: prometheus-client's multiprocess mode."""
 UNKNOWN_TARGET = "unknown"
 """The ``target`` label of requests to an app or model that does not exist."""
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
@@ -123,6 +135,8 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.state_collectors = CollectorRegistry(auto_describe=True)
+        """Collectors that read the gateway's state at each scrape (not counted as it goes)."""
         self._instruments: dict[tuple[str, str], _RequestInstruments] = {}
         self.requests = Counter(
             "ketch_requests",
@@ -148,6 +162,7 @@ class Metrics:
             "Requests being handled now, by surface.",
             ["surface"],
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.defaults = Counter(
             "ketch_app_default_outputs",
@@ -176,6 +191,7 @@ class Metrics:
             "Requests waiting in a model version's queue.",
             ["model", "version"],
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.queue_wait = Histogram(
             "ketch_queue_wait_seconds",
@@ -206,6 +222,7 @@ class Metrics:
             "The batch size controller's current target, per replica.",
             ["model", "version", "replica"],
             registry=self.registry,
+            multiprocess_mode="liveall",
         )
         self.shed = Counter(
             "ketch_shed_requests",
@@ -220,6 +237,7 @@ class Metrics:
             "times: what admission control admits against.",
             ["model", "version"],
             registry=self.registry,
+            multiprocess_mode="livemax",
         )
         self.cancelled_calls = Counter(
             "ketch_cancelled_calls",
@@ -253,6 +271,7 @@ class Metrics:
             "Bytes the exact cache holds.",
             ["model", "version"],
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
 
         self._cluster_instruments()
@@ -265,6 +284,7 @@ class Metrics:
             "not resolve: the version has no replica from it).",
             ["model", "version", "address"],
             registry=self.registry,
+            multiprocess_mode="livemax",
         )
         self.dns_failures = Counter(
             "ketch_dns_lookup_failures",
@@ -278,6 +298,7 @@ class Metrics:
             "1 while the state store answers, 0 while it is unreachable (predictions go on; "
             "feedback and admin changes get 503).",
             registry=self.registry,
+            multiprocess_mode="livemin",
         )
         self.store_unavailable = Counter(
             "ketch_store_unavailable",
@@ -299,6 +320,14 @@ class Metrics:
             "Admin changes of the shared log this gateway has applied: the same on every "
             "gateway once they agree.",
             registry=self.registry,
+            multiprocess_mode="livemin",
+        )
+        self.worker_restarts = Gauge(
+            "ketch_worker_restarts",
+            "Worker processes (--workers N) that exited and were restarted by their parent "
+            "since the gateway started (0 for a gateway of one process).",
+            registry=self.registry,
+            multiprocess_mode="max",
         )
 
     def observe(self, surface: str, target: str) -> RequestObservation:
@@ -331,6 +360,20 @@ class Metrics:
             instruments.errors[label] = self.errors.labels(surface, target, label)
         return counter
 
+    def add_collector(self, collector: Collector) -> None:
+        """Register a collector that reads state at each scrape (the same in every worker)."""
+        self.registry.register(collector)
+        self.state_collectors.register(collector)
+
     def exposition(self) -> bytes:
-        """The Prometheus text format."""
-        return generate_latest(self.registry)
+        """The Prometheus text format: of every worker of ``--workers N``, summed, when there are.
+
+        The state collectors' values come from the worker that answers the scrape: what they
+        read (objectives, replica health, current versions) every worker agrees on.
+        """
+        folder = os.environ.get(MULTIPROCESS_VARIABLE)
+        if not folder:
+            return generate_latest(self.registry)
+        workers = CollectorRegistry()
+        MultiProcessCollector(workers, folder)  # type: ignore[no-untyped-call]
+        return generate_latest(workers) + generate_latest(self.state_collectors)

@@ -14,7 +14,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -26,7 +25,12 @@ from ketch.discovery import installed_plugins, select_framework
 from ketch.errors import KetchError, PluginError
 from ketch.model_spec import ModelSpec
 from ketch.probe import add_probe_command
-from ketch.process import ReadyInfo, format_listening_line, format_ready_line
+from ketch.process import (
+    ReadyInfo,
+    format_listening_line,
+    format_ready_line,
+    stop_when_orphaned,
+)
 from ketch.server import WrapperServer, grpc_address
 from ketch.telemetry.settings import tracing_from_environment
 from ketch.telemetry.wrapper_telemetry import wrapper_telemetry
@@ -171,18 +175,6 @@ def _list_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-def _watch_parent(parent: int, interval: float = 0.5) -> None:
-    """SIGTERM this process when its parent dies (it is re-parented), so no wrapper is orphaned."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(interval)
-        _log.warning("the parent process %d is gone: stopping", parent)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=watch, name="ketch-parent-watch", daemon=True).start()
-
-
 def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -239,7 +231,7 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     if args.exit_with_parent:
-        _watch_parent(os.getppid())
+        stop_when_orphaned(os.getppid(), _log)
     try:
         print(format_listening_line(address), flush=True)
         runtime = server.load()

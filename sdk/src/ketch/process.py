@@ -10,6 +10,7 @@ ready line.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import queue
 import signal
@@ -39,6 +40,7 @@ __all__ = [
     "parse_ready_line",
     "start_child",
     "start_wrapper",
+    "stop_when_orphaned",
 ]
 
 READY_PREFIX: Final = "KETCH_READY "
@@ -307,3 +309,19 @@ def start_wrapper(
         echo_stderr=echo_stderr,
     )
     return WrapperProcess(child.process, child.ready_line, child.stderr_tail, child.pumps)
+
+
+def stop_when_orphaned(parent: int, log: logging.Logger, interval: float = 0.5) -> None:
+    """SIGTERM this process when ``parent`` dies (it is re-parented), so that no child is orphaned.
+
+    A child started by a supervisor (a wrapper by the gateway, a gateway worker by its
+    parent) stops by itself, gracefully, even when the supervisor was killed outright.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        log.warning("the parent process %d is gone: stopping", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="ketch-parent-watch", daemon=True).start()

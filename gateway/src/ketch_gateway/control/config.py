@@ -51,6 +51,7 @@ __all__ = [
     "BATCH_POLICIES",
     "DASHBOARD_ACCESS",
     "DEFAULT_ADMIN_TOKEN_VARIABLE",
+    "WORKER_SOCKETS",
     "AppConfig",
     "BatchingConfig",
     "CacheConfig",
@@ -71,6 +72,7 @@ __all__ = [
 BATCH_POLICIES: Final = ("aimd", "fixed", "none")
 ROLLOUT_KEYS: Final = frozenset({"shadow", "split", "rollout"})
 DASHBOARD_ACCESS: Final = ("token", "open", "off")
+WORKER_SOCKETS: Final = ("shared", "reuseport")
 DEFAULT_ADMIN_TOKEN_VARIABLE: Final = "KETCH_ADMIN_TOKEN"
 
 
@@ -226,6 +228,11 @@ class GatewaySettings:
     cors: CorsConfig | None = None
     tls: TlsConfig | None = None
     wrapper_tls: WrapperTlsConfig | None = None
+    workers: int = 1
+    """Processes serving the one port (``--workers``): each its own event loop and batchers."""
+    worker_socket: str = "shared"
+    """How workers share the port: ``shared`` (one listening socket, inherited) or
+    ``reuseport`` (a socket per worker, bound with ``SO_REUSEPORT``)."""
 
 
 @dataclass(frozen=True)
@@ -545,6 +552,7 @@ def _settings(reader: Reader, base: Path) -> GatewaySettings:
         | {"resolve_every_s", "strict_dns"}
         | LIMIT_KEYS
         | {"user_state_ttl_s", "cors", "tls", "wrapper_tls"}
+        | {"workers", "worker_socket"}
     )
     variable = reader.string("admin_token_env", DEFAULT_ADMIN_TOKEN_VARIABLE)
     token = reader.optional_string("admin_token") or os.environ.get(variable) or None
@@ -569,7 +577,16 @@ def _settings(reader: Reader, base: Path) -> GatewaySettings:
         wrapper_tls=read_wrapper_tls(reader.child("wrapper_tls"), base)
         if "wrapper_tls" in reader.data
         else None,
+        workers=reader.integer("workers", 1, minimum=1),
+        worker_socket=_choice(reader, "worker_socket", "shared", WORKER_SOCKETS),
     )
+
+
+def _choice(reader: Reader, key: str, default: str, choices: tuple[str, ...]) -> str:
+    value = reader.string(key, default)
+    if value not in choices:
+        raise reader.error(key, f"unknown value {value!r}; expected one of {', '.join(choices)}")
+    return value
 
 
 def _user_state_ttl(reader: Reader) -> float | None:

@@ -124,7 +124,11 @@ class RestartPolicy:
 
 
 class ManagedWrapper:
-    """One supervised ``ketch serve`` child; ``on_ready`` learns each new address."""
+    """One supervised ``ketch serve`` child; ``on_ready`` learns each new address.
+
+    :param keep_port: restart on the port the first start got, so that its address stays
+        the same (for the workers of ``--workers N``, which learn it once).
+    """
 
     def __init__(
         self,
@@ -137,6 +141,7 @@ class ManagedWrapper:
         on_exit: Callable[[], None],
         policy: RestartPolicy | None = None,
         gate: StartGate | None = None,
+        keep_port: bool = False,
     ) -> None:
         self.label = label
         self.model = model
@@ -147,6 +152,8 @@ class ManagedWrapper:
         self.policy = policy or RestartPolicy()
         self.gate = gate or StartGate()
         self.address: str | None = None
+        self.keep_port = keep_port
+        self.port = 0
         self.restarts = 0
         self._process: asyncio.subprocess.Process | None = None
         self._stop = asyncio.Event()
@@ -168,6 +175,7 @@ class ManagedWrapper:
             device=self.launch.device,
             max_batch=self.launch.max_batch,
             options=self.launch.options,
+            port=self.port,
             exit_with_parent=True,
         )
 
@@ -197,6 +205,8 @@ class ManagedWrapper:
         except (TimeoutError, WrapperStartFailed) as error:
             raise await self._start_failure(error) from None
         self.address = address
+        if self.keep_port:
+            self.port = int(address.rsplit(":", 1)[1])
         self.on_ready(address)
         _log.info("%s is ready on %s (pid %s)", self.label, address, self._process.pid)
         return address

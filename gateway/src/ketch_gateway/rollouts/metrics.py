@@ -29,6 +29,7 @@ class RolloutMetrics:
             "The share of a model's traffic its rollout's canary gets now (0 when none runs).",
             ["model"],
             registry=registry,
+            multiprocess_mode="livemax",
         )
         self.feedback = Counter(
             "ketch_rollout_feedback",

@@ -32,6 +32,12 @@ __all__ = ["AnswerWatch", "Model", "ModelVersion"]
 
 _log = logging.getLogger(__name__)
 
+_WORKER_SCALE_REFUSAL = (
+    "{label}: this gateway runs several worker processes (--workers), whose parent starts "
+    "the managed wrappers of the configuration file once for all of them; change the "
+    "version's count in the file and restart, or add wrappers you run by address"
+)
+
 
 class ModelVersion:
     """One version of a model: its replicas (external and managed), metadata and predictor.
@@ -76,8 +82,27 @@ class ModelVersion:
         """
         self.started = True
         await asyncio.gather(*(self._connect(address) for address in self.addresses))
-        await self.scale(self.desired)
+        if self.context.launches_wrappers:
+            await self.scale(self.desired)
+        else:
+            await self._adopt_parent_wrappers()
         await self.load_metadata()
+
+    async def _adopt_parent_wrappers(self) -> None:
+        """Join the managed wrappers that the parent of ``--workers N`` started for this version.
+
+        A version added since (by the admin API) has none there: it may not launch any.
+        """
+        parent = self.context.parent_wrappers or {}
+        addresses = parent.get(self.model, {}).get(self.version, ())
+        if self.desired and not addresses:
+            raise Conflict(_WORKER_SCALE_REFUSAL.format(label=self.label))
+        for address in addresses:
+            replica = Replica(address, managed=True, connect=self.context.connect_managed)
+            self.replicas.add(replica)
+            self.dispatcher.replicas_changed()
+            if not await replica.probe():
+                _log.warning("%s: managed wrapper %s is not answering yet", self.label, address)
 
     async def _connect(self, address: str) -> None:
         name = parse_dns_address(address)
@@ -199,6 +224,8 @@ class ModelVersion:
         """
         if count and self.config.launch is None:
             raise BadRequest(f"{self.label} has no plugin and path to launch wrappers from")
+        if not self.context.launches_wrappers and self.started:
+            raise Conflict(_WORKER_SCALE_REFUSAL.format(label=self.label))
         if not self.started:
             self.desired = count
             return
