@@ -96,7 +96,7 @@ def ensure_environment(replica: Replica) -> Path:
     python = folder / "bin" / "python"
     projects = ["sdk", *(d.split("[")[0] for d in replica.distributions)]
     stamp_text = "\n".join(
-        [sys.version, *replica.distributions, (ROOT / "constraints/dev.txt").read_text()]
+        [str(ROOT), sys.version, *replica.distributions, (ROOT / "constraints/dev.txt").read_text()]
         + [(ROOT / project / "pyproject.toml").read_text() for project in projects]
     )
     stamp = hashlib.sha256(stamp_text.encode()).hexdigest()
