@@ -39,6 +39,8 @@ wrapper's start-up time, from starting ``ketch serve`` to its ready line.
     python bench/wrapper_overhead.py --rounds 5 --calls 100
     python bench/wrapper_overhead.py --scenario torch-mlp-export --scenario onnx-mlp
     python bench/wrapper_overhead.py --scenario torch-mlp-torchscript --baseline main
+    python bench/wrapper_overhead.py --scenario torch-mlp-torchscript --baseline HEAD \
+        --serve-arg=--cpus=1     # the same code, pinned (wrapper and replay) against not
 
 Scenarios that serve one model in several engines (``family``) are also compared
 side by side at the end: onnxruntime against PyTorch's fastest format, in process
@@ -57,7 +59,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -244,11 +246,17 @@ def measure_startup(scenario: Scenario, runs: int = STARTUP_RUNS) -> float:
 
 
 def measure(
-    scenario: Scenario, rounds: int, calls: int, baseline: str | None = None
+    scenario: Scenario,
+    rounds: int,
+    calls: int,
+    baseline: str | None = None,
+    serve_args: Sequence[str] = (),
 ) -> list[dict[str, float]]:
     """The median milliseconds per call of each column, per batch size.
 
     With ``baseline`` (a git revision), also the column of a wrapper as of that revision.
+    ``serve_args`` go to the ``ketch serve`` command lines of the wrapper and the replay
+    (not the baseline's).
     """
     framework = select_framework(scenario.plugin)
     model = framework.load(ModelSpec.from_path(scenario.model_path, options=scenario.options))
@@ -260,7 +268,11 @@ def measure(
     replay_options = {**scenario.options, "plugin": scenario.plugin, "rows": str(rows_file)}
     with (
         start_wrapper(
-            scenario.plugin, scenario.model_path, options=scenario.options, echo_stderr=False
+            scenario.plugin,
+            scenario.model_path,
+            options=scenario.options,
+            echo_stderr=False,
+            extra_args=serve_args,
         ) as wrapper,
         start_wrapper(
             "wrapper_overhead:replay",
@@ -268,6 +280,7 @@ def measure(
             options=replay_options,
             env={"PYTHONPATH": str(Path(__file__).parent)},
             echo_stderr=False,
+            extra_args=serve_args,
         ) as replay_wrapper,
         ExitStack() as stack,
     ):
@@ -455,6 +468,13 @@ def main() -> int:
     parser.add_argument(
         "--baseline", help="also measure a wrapper as of this git revision (an A/B column)"
     )
+    parser.add_argument(
+        "--serve-arg",
+        action="append",
+        default=[],
+        help="a ketch serve argument for the wrapper and the replay, not the baseline "
+        "(repeatable; write --serve-arg=--cpus=1)",
+    )
     parser.add_argument("--echo-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.echo_server is not None:
@@ -464,7 +484,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="ketch-bench-") as folder:
         for key in args.scenario or sorted(scenarios):
             scenario = scenarios[key](Path(folder))
-            table = measure(scenario, args.rounds, args.calls, args.baseline)
+            table = measure(scenario, args.rounds, args.calls, args.baseline, args.serve_arg)
             startup = measure_startup(scenario)
             results[key] = {
                 "scenario": scenario.name,
