@@ -5,7 +5,9 @@ that replica costs is what its virtualenv lets it import. So each plugin gets it
 virtualenv under the cache folder (``~/.cache/ketch-bench/replicas``, or
 ``$KETCH_BENCH_CACHE``) holding Ketch's SDK and that one plugin, installed from this
 checkout in editable mode with the workspace's pins (``constraints/dev.txt``), so that a
-change to Ketch's code is measured without reinstalling. The gateway gets one too.
+change to Ketch's code is measured without reinstalling. An environment that another
+checkout made (another worktree) is made again, or it would measure that checkout's code.
+The gateway gets one too.
 
 For each, with a small model built in this process (the ``overhead_scenarios_*.py``
 builders), over ``--starts`` starts after one that is not counted (it compiles bytecode):
@@ -96,7 +98,7 @@ def ensure_environment(replica: Replica) -> Path:
     python = folder / "bin" / "python"
     projects = ["sdk", *(d.split("[")[0] for d in replica.distributions)]
     stamp_text = "\n".join(
-        [sys.version, *replica.distributions, (ROOT / "constraints/dev.txt").read_text()]
+        [str(ROOT), sys.version, *replica.distributions, (ROOT / "constraints/dev.txt").read_text()]
         + [(ROOT / project / "pyproject.toml").read_text() for project in projects]
     )
     stamp = hashlib.sha256(stamp_text.encode()).hexdigest()

@@ -15,6 +15,9 @@ one run, in interleaved rounds so that machine noise hits every column alike:
   ``wrapper - replay`` what the framework costs inside the server process;
 - ``client``: the same call through ``ketch.WrapperClient`` (numpy in, numpy out), for
   reference;
+- ``baseline`` (with ``--baseline REV``): the same call to a ``ketch serve`` running the
+  SDK and plugins as of a git revision of this checkout, so that a change to the wrapper
+  is measured against its own past in the same run (an A/B);
 - ``after I/O``: the in-process call again, each one timed right after an echo round trip,
   as a server meets it: caches and branch predictors no longer hold the framework's code
   and data, so a framework costs more per call than in a tight loop. ``after I/O -
@@ -35,6 +38,9 @@ wrapper's start-up time, from starting ``ketch serve`` to its ready line.
     python bench/wrapper_overhead.py --scenario sklearn-logreg
     python bench/wrapper_overhead.py --rounds 5 --calls 100
     python bench/wrapper_overhead.py --scenario torch-mlp-export --scenario onnx-mlp
+    python bench/wrapper_overhead.py --scenario torch-mlp-torchscript --baseline main
+    python bench/wrapper_overhead.py --scenario torch-mlp-torchscript --baseline HEAD \
+        --serve-arg=--cpus=1     # the same code, pinned (wrapper and replay) against not
 
 Scenarios that serve one model in several engines (``family``) are also compared
 side by side at the end: onnxruntime against PyTorch's fastest format, in process
@@ -46,14 +52,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -69,6 +77,7 @@ from bench_common import BATCH_SIZES, Scenario
 
 MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
 RESULTS = Path(__file__).parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
 ADDED_OVER_ECHO_TARGET = 1.25
 ADDED_AT_BATCH_1_TARGET_MS = 0.5
 THROUGHPUT_SHARE_TARGET = 0.8
@@ -186,6 +195,30 @@ def raw_caller(address: str) -> tuple[grpc.Channel, Callable[[bytes], bytes]]:
     return channel, send
 
 
+@contextmanager
+def sources_at(revision: str | None) -> Iterator[dict[str, str]]:
+    """The environment that runs ``ketch serve`` on the SDK and plugins as of ``revision``.
+
+    They are exported with ``git archive`` (the checkout is left as it is) and put first
+    on ``PYTHONPATH``; the installed entry points find the plugins' modules there.
+    """
+    if revision is None:
+        yield {}
+        return
+    tree = Path(tempfile.mkdtemp(prefix="ketch-wrapper-baseline-"))
+    try:
+        folders = ["sdk/src", *(str(p.relative_to(ROOT)) for p in ROOT.glob("plugins/*/src"))]
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", revision, *folders],
+            check=True,
+            capture_output=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+        yield {"PYTHONPATH": os.pathsep.join(str(tree / folder) for folder in folders)}
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+
+
 def time_calls(
     function: Callable[[], object], calls: int, before: Callable[[], object] | None = None
 ) -> list[float]:
@@ -212,8 +245,19 @@ def measure_startup(scenario: Scenario, runs: int = STARTUP_RUNS) -> float:
     return statistics.median(samples)
 
 
-def measure(scenario: Scenario, rounds: int, calls: int) -> list[dict[str, float]]:
-    """The median milliseconds per call of each column, per batch size."""
+def measure(
+    scenario: Scenario,
+    rounds: int,
+    calls: int,
+    baseline: str | None = None,
+    serve_args: Sequence[str] = (),
+) -> list[dict[str, float]]:
+    """The median milliseconds per call of each column, per batch size.
+
+    With ``baseline`` (a git revision), also the column of a wrapper as of that revision.
+    ``serve_args`` go to the ``ketch serve`` command lines of the wrapper and the replay
+    (not the baseline's).
+    """
     framework = select_framework(scenario.plugin)
     model = framework.load(ModelSpec.from_path(scenario.model_path, options=scenario.options))
     model = framework.place(model, "cpu")
@@ -224,7 +268,11 @@ def measure(scenario: Scenario, rounds: int, calls: int) -> list[dict[str, float
     replay_options = {**scenario.options, "plugin": scenario.plugin, "rows": str(rows_file)}
     with (
         start_wrapper(
-            scenario.plugin, scenario.model_path, options=scenario.options, echo_stderr=False
+            scenario.plugin,
+            scenario.model_path,
+            options=scenario.options,
+            echo_stderr=False,
+            extra_args=serve_args,
         ) as wrapper,
         start_wrapper(
             "wrapper_overhead:replay",
@@ -232,10 +280,26 @@ def measure(scenario: Scenario, rounds: int, calls: int) -> list[dict[str, float
             options=replay_options,
             env={"PYTHONPATH": str(Path(__file__).parent)},
             echo_stderr=False,
+            extra_args=serve_args,
         ) as replay_wrapper,
+        ExitStack() as stack,
     ):
         wrapper_channel, wrapper_call = raw_caller(wrapper.address)
         replay_channel, replay_call = raw_caller(replay_wrapper.address)
+        baseline_call = None
+        if baseline is not None:
+            baseline_env = stack.enter_context(sources_at(baseline))
+            baseline_wrapper = stack.enter_context(
+                start_wrapper(
+                    scenario.plugin,
+                    scenario.model_path,
+                    options=scenario.options,
+                    env=baseline_env,
+                    echo_stderr=False,
+                )
+            )
+            baseline_channel, baseline_call = raw_caller(baseline_wrapper.address)
+            stack.callback(baseline_channel.close)
         client = WrapperClient(wrapper.address)
         for batch in BATCH_SIZES:
             inputs = {name: rows[:batch] for name, rows in scenario.rows.items()}
@@ -250,6 +314,8 @@ def measure(scenario: Scenario, rounds: int, calls: int) -> list[dict[str, float
                     "echo": partial(echo_call, payload),
                     "client": partial(client.infer, inputs),
                 }
+                if baseline_call is not None:
+                    columns["baseline"] = partial(baseline_call, payload)
                 samples: dict[str, list[float]] = {name: [] for name in columns}
                 samples["after I/O"] = []
                 for function in columns.values():
@@ -272,6 +338,14 @@ def measure(scenario: Scenario, rounds: int, calls: int) -> list[dict[str, float
     return table
 
 
+def _baseline_columns(row: Mapping[str, float]) -> str:
+    """The baseline wrapper's time, its added cost over echo, and wrapper / baseline."""
+    if "baseline" not in row:
+        return ""
+    added = (row["baseline"] - row["in-process"]) / row["echo"]
+    return f" {row['baseline']:>8.3f} {added:>12.2f} {row['wrapper'] / row['baseline']:>5.2f}"
+
+
 def report(scenario: Scenario, table: list[dict[str, float]], startup: float) -> bool:
     """Print the table, the ratios and the start-up time; whether every target is met."""
     print(f"\n{scenario.name} (median ms per call)")
@@ -280,6 +354,8 @@ def report(scenario: Scenario, table: list[dict[str, float]], startup: float) ->
         f"{'added/echo':>10} {'replay':>7} {'ketch':>6} {'server fw':>9} {'after I/O':>9} "
         f"{'client':>7} {'req KiB':>8}"
     )
+    if "baseline" in table[0]:
+        header += f" {'baseline':>8} {'b.added/echo':>12} {'A/B':>5}"
     print(header)
     met = True
     for row in table:
@@ -293,11 +369,17 @@ def report(scenario: Scenario, table: list[dict[str, float]], startup: float) ->
             f"{added:>7.3f} {row['echo']:>7.3f} {ratio:>10.2f} {row['replay']:>7.3f} "
             f"{row['replay'] - row['echo']:>6.3f} {row['wrapper'] - row['replay']:>9.3f} "
             f"{row['after I/O']:>9.3f} {row['client']:>7.3f} {row['request_bytes'] / 1024:>8.1f}"
+            + _baseline_columns(row)
         )
     print(
         "added = wrapper - in-process; ketch = replay - echo (Ketch's runtime inside a call); "
         "server fw = wrapper - replay (the framework inside the server); after I/O = the "
         "in-process call timed right after an echo round trip (cold caches, a diagnostic)"
+        + (
+            "; baseline = the wrapper as of --baseline, A/B = wrapper / baseline"
+            if "baseline" in table[0]
+            else ""
+        )
     )
     print(
         f"targets: added/echo <= {ADDED_OVER_ECHO_TARGET} at every batch size, added <= "
@@ -383,6 +465,16 @@ def main() -> int:
     parser.add_argument("--scenario", choices=sorted(scenarios), action="append")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--calls", type=int, default=200, help="calls per column per round")
+    parser.add_argument(
+        "--baseline", help="also measure a wrapper as of this git revision (an A/B column)"
+    )
+    parser.add_argument(
+        "--serve-arg",
+        action="append",
+        default=[],
+        help="a ketch serve argument for the wrapper and the replay, not the baseline "
+        "(repeatable; write --serve-arg=--cpus=1)",
+    )
     parser.add_argument("--echo-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.echo_server is not None:
@@ -392,7 +484,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="ketch-bench-") as folder:
         for key in args.scenario or sorted(scenarios):
             scenario = scenarios[key](Path(folder))
-            table = measure(scenario, args.rounds, args.calls)
+            table = measure(scenario, args.rounds, args.calls, args.baseline, args.serve_arg)
             startup = measure_startup(scenario)
             results[key] = {
                 "scenario": scenario.name,

@@ -231,8 +231,14 @@ def test_an_operator_without_a_kernel_for_its_type_is_named(
         load(framework, path)
 
 
-def test_an_output_of_unknown_rank_takes_the_probes(framework: Framework, tmp_path: Path) -> None:
-    """onnx's shape inference does not know onnxruntime's own operators: the probe tells."""
+def test_output_shapes_come_from_onnxruntimes_shape_inference(
+    framework: Framework, tmp_path: Path
+) -> None:
+    """An output the graph declares without a shape gets the one onnxruntime infers.
+
+    onnxruntime knows its own operators (here ``com.microsoft.Gelu``), which onnx's
+    shape inference does not.
+    """
     graph = helper.make_graph(
         [helper.make_node("Gelu", ["x"], ["y"], domain="com.microsoft")],
         "contrib",
@@ -244,10 +250,73 @@ def test_an_output_of_unknown_rank_takes_the_probes(framework: Framework, tmp_pa
     model.ir_version = 8
     onnx.save(model, str(tmp_path / "contrib.onnx"))
     runtime = load(framework, tmp_path / "contrib.onnx")
-    assert runtime.signature.outputs[0].shape == (-1, -1)
+    assert runtime.signature.outputs[0].shape == (-1, 3)
     rows = np.array([[-1.0, 0.0, 2.0]], np.float32)
     expected = torch.nn.functional.gelu(torch.from_numpy(rows)).numpy()
     np.testing.assert_allclose(runtime.predict({"x": rows})["y"], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_an_output_of_unknown_rank_takes_the_probes(framework: Framework, tmp_path: Path) -> None:
+    """Two branches of different rank: no shape inference knows the output's rank."""
+    axis = helper.make_tensor("axis", TensorProto.INT64, [1], [2])
+    unsqueezed = helper.make_tensor_value_info("t", TensorProto.FLOAT, None)
+    as_is = helper.make_tensor_value_info("e", TensorProto.FLOAT, None)
+    nodes = [
+        helper.make_node("ReduceSum", ["x"], ["total"], keepdims=0),
+        helper.make_node("Greater", ["total", "limit"], ["huge"]),
+        helper.make_node(
+            "If",
+            ["huge"],
+            ["y"],
+            then_branch=helper.make_graph(
+                [helper.make_node("Unsqueeze", ["x", "axis"], ["t"])],
+                "then",
+                [],
+                [unsqueezed],
+                initializer=[axis],
+            ),
+            else_branch=helper.make_graph(
+                [helper.make_node("Identity", ["x"], ["e"])], "else", [], [as_is]
+            ),
+        ),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "branches",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[helper.make_tensor("limit", TensorProto.FLOAT, [], [1e30])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "branches.onnx"))
+    runtime = load(framework, tmp_path / "branches.onnx")
+    assert runtime.signature.outputs[0].shape == (-1, -1)
+    rows = np.array([[-1.0, 0.0, 2.0], [1.0, 2.0, 3.0]], np.float32)
+    np.testing.assert_array_equal(runtime.predict({"x": rows})["y"], rows)
+
+
+def test_an_input_without_dimensions_is_refused(framework: Framework, tmp_path: Path) -> None:
+    path = one_node(tmp_path / "scalar.onnx", "Relu", TensorProto.FLOAT, [])
+    with pytest.raises(ModelLoadError, match=r"input 'x' declares no dimensions"):
+        load(framework, path)
+
+
+def test_an_element_type_without_a_datatype_is_named(framework: Framework, tmp_path: Path) -> None:
+    element = TensorProto.FLOAT8E4M3FN
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "float8",
+        [helper.make_tensor_value_info("x", element, ["n", 2])],
+        [helper.make_tensor_value_info("y", element, ["n", 2])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    model.ir_version = 10
+    onnx.save(model, str(tmp_path / "float8.onnx"))
+    with pytest.raises(
+        ModelLoadError, match=r"input 'x' has element type float8e4m3fn, which Ketch cannot serve"
+    ):
+        load(framework, tmp_path / "float8.onnx")
 
 
 def test_a_non_tensor_output_is_refused(framework: Framework, tmp_path: Path) -> None:

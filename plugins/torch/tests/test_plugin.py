@@ -334,3 +334,37 @@ def test_options_that_do_not_fit_an_onnx_graph(
 ) -> None:
     with pytest.raises(ModelLoadError, match=message):
         load(framework, classifier_paths["onnx"], **options)
+
+
+class DoublesInPlace(nn.Module):
+    """Writes into its input (``mul_``), as some models do: the caller's rows must not change."""
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        return rows.mul_(2.0)
+
+
+@pytest.mark.parametrize("dtype", ["auto", "float16"])
+def test_read_only_rows_from_the_wire_are_copied_once_not_shared(
+    framework: Framework, tmp_path: Path, dtype: str
+) -> None:
+    """Decoded requests are read-only views of the request's bytes; PyTorch gets a copy.
+
+    Warnings are errors in the tests, so ``torch.from_numpy``'s warning about a read-only
+    array would fail this test too.
+    """
+    path = save_torchscript(DoublesInPlace(), tmp_path / "doubles.pt")
+    (tmp_path / "doubles.pt.ketch.json").write_text(
+        json.dumps(
+            {
+                "inputs": [{"name": "rows", "datatype": "FP32", "shape": [-1, 3]}],
+                "outputs": [{"name": "doubled", "datatype": "FP32", "shape": [-1, 3]}],
+            }
+        )
+    )
+    runtime = load(framework, path, dtype=dtype)
+    wire = np.array([[1.0, -2.0, 0.5], [3.0, 4.0, -0.25]], np.float32).tobytes()
+    rows = np.frombuffer(wire, dtype=np.float32).reshape(2, 3)
+    assert not rows.flags.writeable
+    doubled = runtime.predict({"rows": rows})["doubled"]
+    np.testing.assert_array_equal(doubled, rows * 2)
+    assert np.frombuffer(wire, dtype=np.float32).tolist() == [1.0, -2.0, 0.5, 3.0, 4.0, -0.25]

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from ketch.affinity import parse_cpu_list, pin_process
 from ketch.allocator import tune_allocator
 from ketch.discovery import installed_plugins, select_framework
 from ketch.errors import KetchError, PluginError
@@ -67,6 +68,13 @@ def _positive(text: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected at least 1, got {number}")
     return number
+
+
+def _cpu_list(text: str) -> frozenset[int]:
+    try:
+        return parse_cpu_list(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _port(text: str) -> int:
@@ -120,6 +128,12 @@ def _add_serve(commands: Any) -> None:
         help="allow pickle or joblib files, which run arbitrary code when loaded",
     )
     parser.add_argument("--workers", type=_positive, default=16, help="threads that run calls")
+    parser.add_argument(
+        "--cpus",
+        type=_cpu_list,
+        metavar="LIST",
+        help="run on these CPUs only, such as 0 or 0,2-3 (as taskset -c; not pinned by default)",
+    )
     parser.add_argument(
         "--tls-certificate", type=Path, help="serve TLS with this PEM certificate (and --tls-key)"
     )
@@ -186,6 +200,8 @@ def _serve(args: argparse.Namespace) -> int:
     if args.trust_pickle:
         options["trust_pickle"] = "true"
     try:
+        if args.cpus is not None:
+            pin_process(args.cpus)
         framework = select_framework(args.plugin)
         spec = ModelSpec.from_path(
             args.model_path,

@@ -38,6 +38,7 @@ from ketch.runtime import ModelRuntime
 from ketch.telemetry.wrapper_telemetry import WrapperTelemetry
 from ketch.tls import ServerTls
 from ketch.version import __version__
+from ketch.warm_threads import WarmThreadPool
 from ketch.wire import decode_tensors, infer_response
 
 __all__ = [
@@ -301,7 +302,9 @@ class WrapperServer:
     :param framework: the selected framework plugin.
     :param spec: the model to serve.
     :param max_batch: an upper bound on rows per call, on top of the plugin's own.
-    :param workers: threads that run calls; more calls than this wait their turn.
+    :param workers: threads that run calls; more calls than this wait their turn. A call
+        runs on the thread that finished a call last (:class:`ketch.warm_threads.WarmThreadPool`),
+        so calls that do not overlap meet the framework warm on one thread.
     :param max_message_bytes: the largest request or response accepted.
     :param telemetry: metrics and traces of the calls and the plugin's batches.
     :param tls: serve TLS with this certificate and key (and require client
@@ -343,7 +346,7 @@ class WrapperServer:
             *KEEPALIVE_SERVER_OPTIONS,
         ]
         self._server = grpc.server(
-            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ketch-call"),
+            WarmThreadPool(workers, thread_name_prefix="ketch-call"),
             handlers=_observed(_handlers(_InferenceService(self._state)), telemetry),
             options=options,
         )

@@ -1,8 +1,14 @@
-"""A graph's signature: its inputs and outputs as declared, checked by one probe batch.
+"""A graph's signature, read from its onnxruntime session, checked by one probe batch.
 
 Every input's and output's first dimension is the batch. A symbolic dimension
-(a ``dim_param``, or no size at all) is ``-1``. A graph whose inputs fix the
-first dimension to a number was exported for that batch size only.
+(a name, or no size at all) is ``-1``. A graph whose inputs fix the first dimension to
+a number was exported for that batch size only.
+
+onnxruntime reports the names, element types and shapes it resolved when it built the
+session, its own shape inference included, so the ``onnx`` package is not needed here.
+It reports no dimensions both for a scalar and for a value of unknown rank: an input
+without dimensions cannot be served (Ketch needs its rank, batch first), and an output
+without dimensions takes the rank of the probe's answer.
 """
 
 from __future__ import annotations
@@ -12,7 +18,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-import onnx
 
 from ketch import (
     VARIABLE,
@@ -23,11 +28,11 @@ from ketch import (
     Tolerance,
     numpy_dtype,
 )
-from ketch_onnx.elements import datatype_of_element
+from ketch_onnx.elements import datatype_of_element, tensor_element
 from ketch_onnx.handle import PLATFORM, OnnxModel
 from ketch_onnx.options import OnnxOptions
 
-__all__ = ["PROBE_ROWS", "TOLERANCES", "describe", "graph_inputs", "probe_inputs"]
+__all__ = ["PROBE_ROWS", "TOLERANCES", "describe", "probe_inputs"]
 
 PROBE_ROWS: Final = 2
 TOLERANCES: Final[dict[str, Tolerance]] = {
@@ -38,32 +43,15 @@ TOLERANCES: Final[dict[str, Tolerance]] = {
 differently for different batch sizes), by the precision the graph computes in."""
 
 
-def _dims(value: onnx.ValueInfoProto) -> list[int] | None:
-    """The declared sizes (-1 where symbolic), or None when the rank is unknown."""
-    tensor = value.type.tensor_type
-    if not tensor.HasField("shape"):
-        return None
-    return [dim.dim_value if dim.HasField("dim_value") else VARIABLE for dim in tensor.shape.dim]
+def _declared(value: Any, kind: str, path: Path) -> tuple[str, list[int]]:
+    """A session input's or output's datatype and sizes (-1 where symbolic or unknown).
 
-
-def _declared(value: onnx.ValueInfoProto, kind: str, path: Path) -> tuple[str, list[int] | None]:
-    """A graph input's or output's datatype and declared sizes (None: rank unknown)."""
+    ``value`` is onnxruntime's ``NodeArg``: a name, a type name, a shape of sizes,
+    symbolic names and Nones.
+    """
     where = f"{path}: {kind} {value.name!r}"
-    if value.type.WhichOneof("value") != "tensor_type":
-        raise ModelLoadError(
-            f"{where} is a {value.type.WhichOneof('value')}, not a tensor; Ketch serves tensors"
-        )
-    datatype = datatype_of_element(value.type.tensor_type.elem_type, where)
-    dims = _dims(value)
-    if dims is not None and not dims:
-        raise ModelLoadError(f"{where} is a scalar; Ketch needs a batch dimension first")
-    return datatype, dims
-
-
-def graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
-    """The graph inputs the caller feeds: those that are not initializers (weights)."""
-    constants = {initializer.name for initializer in model.graph.initializer}
-    return [value for value in model.graph.input if value.name not in constants]
+    datatype = datatype_of_element(tensor_element(value.type, where), where)
+    return datatype, [size if isinstance(size, int) else VARIABLE for size in value.shape]
 
 
 def _fixed_batch(path: Path, batches: dict[str, int]) -> int | None:
@@ -89,24 +77,15 @@ def probe_inputs(inputs: Sequence[TensorSpec], rows: int) -> dict[str, np.ndarra
     return probe
 
 
-def _with_inferred_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
-    """``model`` with output shapes that onnx's shape inference can add, where it declares none."""
-    if all(output.type.tensor_type.HasField("shape") for output in model.graph.output):
-        return model
-    try:
-        return onnx.shape_inference.infer_shapes(model)
-    except Exception:  # inference is a nicety: the probe learns the rank anyway
-        return model
-
-
-def _inputs(path: Path, model: onnx.ModelProto) -> tuple[tuple[TensorSpec, ...], int | None]:
+def _inputs(path: Path, session: Any) -> tuple[tuple[TensorSpec, ...], int | None]:
     """The inputs' specs, and the batch size they fix (None: any)."""
     inputs, batches = [], {}
-    for value in graph_inputs(model):
+    for value in session.get_inputs():
         datatype, dims = _declared(value, "input", path)
-        if dims is None:
+        if not dims:
             raise ModelLoadError(
-                f"{path}: input {value.name!r} declares no shape; Ketch needs at least its rank"
+                f"{path}: input {value.name!r} declares no dimensions (a scalar, or no shape "
+                "at all); Ketch needs its rank, the batch dimension first"
             )
         inputs.append(TensorSpec(value.name, datatype, (VARIABLE, *dims[1:])))
         batches[value.name] = dims[0]
@@ -115,14 +94,14 @@ def _inputs(path: Path, model: onnx.ModelProto) -> tuple[tuple[TensorSpec, ...],
     return tuple(inputs), _fixed_batch(path, batches)
 
 
-def _outputs(path: Path, model: onnx.ModelProto) -> tuple[tuple[TensorSpec, ...], set[str]]:
+def _outputs(path: Path, session: Any) -> tuple[tuple[TensorSpec, ...], set[str]]:
     """The outputs' specs, and the names of those of unknown rank (a row of one size, for now)."""
     specs, unknown = [], set()
-    for value in _with_inferred_shapes(model).graph.output:
+    for value in session.get_outputs():
         datatype, dims = _declared(value, "output", path)
-        if dims is None:
+        if not dims:
             unknown.add(value.name)
-        row = dims[1:] if dims is not None else [VARIABLE]
+        row = dims[1:] if dims else [VARIABLE]
         specs.append(TensorSpec(value.name, datatype, (VARIABLE, *row)))
     return tuple(specs), unknown
 
@@ -150,15 +129,20 @@ def _probe(handle: OnnxModel) -> dict[str, np.ndarray]:
 
 
 def describe(
-    path: Path, model: onnx.ModelProto, options: OnnxOptions, session: Any, devices: tuple[str, ...]
+    path: Path,
+    options: OnnxOptions,
+    session: Any,
+    devices: tuple[str, ...],
+    as_exported: bool = True,
 ) -> OnnxModel:
-    """The handle for ``session``: the signature from the graph, checked by one probe call.
+    """The handle for ``session``: the signature it reports, checked by one probe call.
 
-    An output whose rank neither the graph nor shape inference tells takes the
-    probe's rank, every size but the batch variable.
+    ``as_exported`` says whether the session runs the file as it is, or a graph that
+    :mod:`ketch_onnx.graph` changed (placing it elsewhere then changes it again). An
+    output of unknown rank takes the probe's rank, every size but the batch variable.
     """
-    inputs, fixed_batch = _inputs(path, model)
-    outputs, unknown_rank = _outputs(path, model)
+    inputs, fixed_batch = _inputs(path, session)
+    outputs, unknown_rank = _outputs(path, session)
     computes_in_half = options.dtype == "float16" or any(s.datatype == "FP16" for s in outputs)
     capabilities = Capabilities(
         devices=devices,
@@ -166,7 +150,7 @@ def describe(
         tolerance=TOLERANCES["float16" if computes_in_half else "float32"],
     )
     signature = Signature(inputs, outputs, capabilities, PLATFORM)
-    handle = OnnxModel(path, options, session, signature, fixed_batch)
+    handle = OnnxModel(path, options, session, signature, fixed_batch, as_exported)
     results = _probe(handle)
     if not unknown_rank:
         return handle
@@ -177,4 +161,4 @@ def describe(
         for spec in outputs
     )
     signature = Signature(inputs, settled, capabilities, PLATFORM)
-    return OnnxModel(path, options, session, signature, fixed_batch)
+    return OnnxModel(path, options, session, signature, fixed_batch, as_exported)

@@ -20,9 +20,10 @@ class OnnxModel:
     """A loaded graph: its onnxruntime session, its signature, and where it runs.
 
     ``fixed_batch`` is the batch size the graph was exported for, when its inputs
-    take no other; ``device`` is where the session runs and ``placed`` whether
-    ``ketch_place`` has run. Placing on another device prepares the graph from
-    ``path`` again rather than keeping a copy of its weights here.
+    take no other; ``as_exported`` whether the session runs the file as it is (else
+    a graph that :mod:`ketch_onnx.graph` changed); ``device`` is where the session
+    runs and ``placed`` whether ``ketch_place`` has run. Placing on another device
+    prepares the graph from ``path`` again rather than keeping a copy of its weights here.
     """
 
     path: Path
@@ -30,5 +31,6 @@ class OnnxModel:
     session: Any
     signature: Signature
     fixed_batch: int | None
+    as_exported: bool = True
     device: str = "cpu"
     placed: bool = False

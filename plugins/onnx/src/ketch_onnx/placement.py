@@ -8,7 +8,6 @@ from ketch import DeviceUnavailableError
 from ketch_onnx.describe import probe_inputs
 from ketch_onnx.devices import check_providers, providers_for
 from ketch_onnx.engine import build_session, onnxruntime
-from ketch_onnx.graph import prepare_graph
 from ketch_onnx.handle import OnnxModel
 from ketch_onnx.inference import predict
 
@@ -30,8 +29,12 @@ def place(model: OnnxModel, device_name: str) -> OnnxModel:
     device = "cuda:0" if device == "cuda" else device
     if model.placed and model.device == device:
         return model
-    graph = prepare_graph(model.path, model.options.dtype)
-    session = build_session(model.path, graph.source, model.options, providers)
+    source: str | bytes = str(model.path)
+    if not model.as_exported:
+        from ketch_onnx.graph import prepare_graph
+
+        source = prepare_graph(model.path, model.options.dtype).source
+    session = build_session(model.path, source, model.options, providers)
     check_providers(device_name, session, providers, ort)
     placed = dataclasses.replace(model, session=session, device=device, placed=True)
     try:

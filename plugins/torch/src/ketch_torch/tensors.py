@@ -69,13 +69,17 @@ def torch_dtype_of(datatype: str) -> torch.dtype:
 def from_host(array: np.ndarray, device: torch.device, compute: torch.dtype | None) -> torch.Tensor:
     """``array`` as a tensor on ``device``, floating values cast to ``compute`` when given.
 
-    Arrays decoded from the wire are read-only views; PyTorch needs writable
-    memory, so those are copied once on the host.
+    A writable, contiguous array is shared with the tensor (``torch.from_numpy``) until
+    a cast or a move copies it. Arrays decoded from the wire are read-only views of the
+    request's bytes, which PyTorch must not share (a model may write into its inputs):
+    those are copied once, straight into the dtype and onto the device wanted.
     """
+    floating = array.dtype.kind == "f"
     if not array.flags.writeable or not array.flags.c_contiguous:
-        array = np.array(array, copy=True, order="C")
+        dtype = compute if compute is not None and floating else None
+        return torch.tensor(array, dtype=dtype, device=device)
     tensor = torch.from_numpy(array)
-    if compute is not None and tensor.is_floating_point():
+    if compute is not None and floating:
         return tensor.to(device=device, dtype=compute)
     return tensor.to(device=device)
 

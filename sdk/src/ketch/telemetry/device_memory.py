@@ -3,20 +3,18 @@
 Only a framework that the plugin already imported is asked (this module never
 imports one): PyTorch for ``cuda[:N]`` and ``mps``, TensorFlow for ``gpu[:N]``
 and ``cuda[:N]``. A CPU model, or a framework that reports nothing, gives no
-readings.
+readings. The Prometheus collector that reports these readings is
+:class:`ketch.telemetry.wrapper_metrics.DeviceMemoryCollector`; this module imports
+no prometheus_client, so that a wrapper without metrics never loads it.
 """
 
 from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
 from typing import Any, Final
 
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
-
-__all__ = ["DeviceMemoryCollector", "device_memory"]
+__all__ = ["device_memory"]
 
 _ACCELERATOR: Final = re.compile(r"^(cuda|gpu)(?::(\d+))?$")
 
@@ -59,32 +57,3 @@ def device_memory(device: str) -> dict[str, int]:
     if tensorflow is not None:
         return _tensorflow_readings(tensorflow, device)
     return {}
-
-
-class DeviceMemoryCollector(Collector):
-    """``ketch_wrapper_device_memory_bytes``, read at each scrape."""
-
-    def __init__(self, device: str, model: str, version: str) -> None:
-        self.device = device
-        self.model = model
-        self.version = version
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        """The readings, when the device reports any."""
-        family = GaugeMetricFamily(
-            "ketch_wrapper_device_memory_bytes",
-            "Accelerator memory in use by the model's framework, by state: allocated "
-            "(tensors), reserved (the framework's cache), peak (the most allocated so far).",
-            labels=["model", "version", "device", "state"],
-        )
-        for state, value in device_memory(self.device).items():
-            family.add_metric([self.model, self.version, self.device, state], value)
-        yield family
-
-    def describe(self) -> Iterator[GaugeMetricFamily]:
-        """The family, without reading the device (registration must not touch a GPU)."""
-        yield GaugeMetricFamily(
-            "ketch_wrapper_device_memory_bytes",
-            "Accelerator memory in use by the model's framework.",
-            labels=["model", "version", "device", "state"],
-        )

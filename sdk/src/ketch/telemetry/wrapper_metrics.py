@@ -11,6 +11,7 @@ wrapper.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
@@ -21,10 +22,18 @@ from prometheus_client import (
     ProcessCollector,
     start_http_server,
 )
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
-from ketch.telemetry.device_memory import DeviceMemoryCollector
+from ketch.telemetry.device_memory import device_memory
 
-__all__ = ["CALL_LATENCY_BUCKETS", "ROW_BUCKETS", "MetricsEndpoint", "WrapperMetrics"]
+__all__ = [
+    "CALL_LATENCY_BUCKETS",
+    "ROW_BUCKETS",
+    "DeviceMemoryCollector",
+    "MetricsEndpoint",
+    "WrapperMetrics",
+]
 
 ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 CALL_LATENCY_BUCKETS = (
@@ -45,6 +54,35 @@ CALL_LATENCY_BUCKETS = (
     5.0,
     10.0,
 )
+
+
+class DeviceMemoryCollector(Collector):
+    """``ketch_wrapper_device_memory_bytes``, read at each scrape."""
+
+    def __init__(self, device: str, model: str, version: str) -> None:
+        self.device = device
+        self.model = model
+        self.version = version
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """The readings, when the device reports any."""
+        family = GaugeMetricFamily(
+            "ketch_wrapper_device_memory_bytes",
+            "Accelerator memory in use by the model's framework, by state: allocated "
+            "(tensors), reserved (the framework's cache), peak (the most allocated so far).",
+            labels=["model", "version", "device", "state"],
+        )
+        for state, value in device_memory(self.device).items():
+            family.add_metric([self.model, self.version, self.device, state], value)
+        yield family
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        """The family, without reading the device (registration must not touch a GPU)."""
+        yield GaugeMetricFamily(
+            "ketch_wrapper_device_memory_bytes",
+            "Accelerator memory in use by the model's framework.",
+            labels=["model", "version", "device", "state"],
+        )
 
 
 class WrapperMetrics:

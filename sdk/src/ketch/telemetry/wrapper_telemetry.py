@@ -18,9 +18,9 @@ import numpy as np
 
 from ketch.hookspecs import hookimpl
 from ketch.telemetry.settings import TracingSettings
-from ketch.telemetry.wrapper_metrics import MetricsEndpoint, WrapperMetrics
 
 if TYPE_CHECKING:
+    from ketch.telemetry.wrapper_metrics import MetricsEndpoint, WrapperMetrics
     from ketch.telemetry.wrapper_tracing import CallTracer
 
 __all__ = ["TRACED_METHODS", "CallHandler", "WrapperTelemetry", "wrapper_telemetry"]
@@ -213,7 +213,12 @@ def wrapper_telemetry(
             ) from None
         traced = Tracing(tracing, attributes={"ketch.model": model, "ketch.version": version})
         call_tracer = CallTracer(traced, model, version)
+    wrapper_metrics = None
+    if metrics:
+        from ketch.telemetry.wrapper_metrics import WrapperMetrics
+
+        wrapper_metrics = WrapperMetrics(model, version, plugin, device)
     return WrapperTelemetry(
-        metrics=WrapperMetrics(model, version, plugin, device) if metrics else None,
+        metrics=wrapper_metrics,
         tracer=call_tracer,
     )
